@@ -1,0 +1,70 @@
+"""The ``saljax`` command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _describe(args) -> int:
+    """Build a model, run a generated image through it and print its named blocks."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import saljax.models as sm
+
+    if args.weights and args.width != 1.0:
+        raise ValueError("--weights needs --width 1.0: Keras files hold the published widths")
+    model = sm.create(args.model, num_classes=args.num_classes, width=args.width)
+    variables = (sm.from_keras(args.model, args.weights, num_classes=args.num_classes)
+                 if args.weights else sm.init(model, jax.random.key(args.seed)))
+    yy, xx = np.mgrid[:args.size, :args.size] / args.size
+    image = np.cos(6 * xx) * np.sin(4 * yy)  # a smooth generated test pattern in [-1, 1]
+    images = jnp.asarray(np.repeat(image[None, ..., None], 3, -1), jnp.float32)
+    blocks = sm.block_names(model)
+    logits, acts = jax.jit(lambda v, x: sm.block_activations(model, v, x, blocks))(variables, images)
+    rows = [{"block": b, "activation": list(acts[b].shape[1:]),
+             "params": int(sum(np.size(p) for p in jax.tree.leaves(variables["params"][b])))}
+            for b in blocks]
+    report = {"model": args.model, "width": args.width, "size": args.size,
+              "logits": np.asarray(logits[0]).round(6).tolist(), "blocks": rows}
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print(f"{args.model} (width {args.width}) on a {args.size}x{args.size} generated image: "
+              f"logits {report['logits']}")
+        print(f"{'block':<14}{'activation':>20}{'params':>12}")
+        for r in rows:
+            print(f"{r['block']:<14}{'x'.join(map(str, r['activation'])):>20}{r['params']:>12,}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="saljax", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    models = sub.add_parser("models", help="inspect the classifiers")
+    msub = models.add_subparsers(dest="action", required=True)
+    d = msub.add_parser("describe", help="named blocks, activation shapes and parameter counts")
+    d.add_argument("model", help="inception_v3, densenet121, densenet169 or densenet201")
+    d.add_argument("--size", type=int, default=320, help="image side in pixels")
+    d.add_argument("--width", type=float, default=1.0, help="channel multiplier")
+    d.add_argument("--num-classes", type=int, default=2)
+    d.add_argument("--weights", help="a Keras file (.keras, .h5, .weights.h5) to import")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--json", action="store_true", help="print JSON")
+    d.set_defaults(func=_describe)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"saljax: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,8 @@
+"""Flax classifiers faithful to ``keras.applications``, their named blocks and weight import."""
+from saljax.models.init import init
+from saljax.models.keras_import import from_keras
+from saljax.models.registry import MODELS, block_names, create, model_name, with_activation
+from saljax.models.taps import block_activations, block_gradients
+
+__all__ = ["MODELS", "create", "block_names", "model_name", "with_activation", "init", "from_keras",
+           "block_activations", "block_gradients"]

@@ -1,0 +1,125 @@
+"""DenseNet-121/169/201 in Flax Linen, layer for layer as ``keras.applications.DenseNet*``.
+
+Keras's layer ``conv2_block1_1_conv`` is the Flax path ``conv2/block1/1_conv``; BatchNorm eps is
+1.001e-5, momentum 0.99. Named blocks (top-level submodules, tapped at their output): ``conv1``
+(stem conv, BN, ReLU), the dense blocks ``conv2 .. conv5``, the transitions ``pool2 .. pool4``, the
+final BatchNorm + ReLU ``bn`` and ``logits``. Dense blocks are the unit, like Inception's mixed
+blocks: each ends in a concatenation of everything it computed (docs/ARCHITECTURE.md).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from saljax.models.layers import (Activation, BatchNorm, Head, channels, check_images,
+                                  kernel_init, tap)
+
+EPS = 1.001e-5
+MIN_SIZE = 32
+BLOCKS = {"densenet121": (6, 12, 24, 16), "densenet169": (6, 12, 32, 32),
+          "densenet201": (6, 12, 48, 32)}
+
+
+class _Unit(nn.Module):
+    act: Activation = nn.relu
+    dtype: jnp.dtype = jnp.float32
+
+    def bn(self, name, train):
+        return lambda x: BatchNorm(epsilon=EPS, dtype=self.dtype, name=name)(x, train)
+
+    def conv(self, name, c, k, strides=1, padding="SAME"):
+        return nn.Conv(c, (k, k), (strides, strides), padding=padding, use_bias=False,
+                       dtype=self.dtype, kernel_init=kernel_init, name=name)
+
+
+class Stem(_Unit):
+    """``conv1``: zero-pad 3, 7x7/2 conv, BN, ReLU (then, outside the block, pad 1 + 3x3/2 max)."""
+    features: int = 64
+
+    @nn.compact
+    def __call__(self, x, train=False):
+        x = self.conv("conv", self.features, 7, 2, ((3, 3), (3, 3)))(x)
+        return tap(self, self.act(self.bn("bn", train)(x)))
+
+
+class DenseLayer(_Unit):
+    """Keras ``conv_block``: BN-ReLU-1x1 conv (4 x growth), BN-ReLU-3x3 conv (growth), concat."""
+    growth: int = 32
+
+    @nn.compact
+    def __call__(self, x, train=False):
+        y = self.conv("1_conv", 4 * self.growth, 1)(self.act(self.bn("0_bn", train)(x)))
+        y = self.conv("2_conv", self.growth, 3)(self.act(self.bn("1_bn", train)(y)))
+        return jnp.concatenate([x, y], axis=-1)
+
+
+class DenseBlock(_Unit):
+    """``conv2 .. conv5``: ``layers`` dense layers named ``block1 ..``."""
+    layers: int = 6
+    growth: int = 32
+
+    @nn.compact
+    def __call__(self, x, train=False):
+        for i in range(self.layers):
+            x = DenseLayer(self.act, self.dtype, self.growth, name=f"block{i + 1}")(x, train)
+        return tap(self, x)
+
+
+class Transition(_Unit):
+    """``pool2 .. pool4``: BN, ReLU, 1x1 conv halving the channels, 2x2/2 average pool."""
+
+    @nn.compact
+    def __call__(self, x, train=False):
+        x = self.act(self.bn("bn", train)(x))
+        x = self.conv("conv", int(x.shape[-1] * 0.5), 1)(x)
+        return tap(self, nn.avg_pool(x, (2, 2), (2, 2), padding="VALID"))
+
+
+class FinalNorm(_Unit):
+    """``bn``: the BatchNorm + ReLU after the last dense block (the usual GradCAM target)."""
+
+    @nn.compact
+    def __call__(self, x, train=False):
+        return tap(self, self.act(self.bn("norm", train)(x)))
+
+
+class DenseNet(nn.Module):
+    """DenseNet classifier: NHWC float images (>= 32 px, 3 channels) -> float32 logits.
+
+    ``blocks`` holds the dense layers per block (121: 6, 12, 24, 16); ``width`` scales the growth
+    rate and the stem; ``act`` replaces every ReLU; ``dtype`` is the compute dtype.
+    """
+    blocks: Sequence[int] = BLOCKS["densenet121"]
+    num_classes: int = 2
+    width: float = 1.0
+    act: Activation = nn.relu
+    dtype: jnp.dtype = jnp.float32
+
+    default_cam_block = "bn"
+    min_size = MIN_SIZE
+
+    @property
+    def name_in_registry(self):
+        return {v: k for k, v in BLOCKS.items()}.get(tuple(self.blocks), "densenet")
+
+    @staticmethod
+    def block_names():
+        return ("logits", "bn", "conv5", "pool4", "conv4", "pool3", "conv3", "pool2", "conv2",
+                "conv1")
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        check_images(x, self.name_in_registry, MIN_SIZE)
+        kw = dict(act=self.act, dtype=self.dtype)
+        growth = channels(32, self.width)
+        x = Stem(features=channels(64, self.width), name="conv1", **kw)(x.astype(self.dtype), train)
+        x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        x = nn.max_pool(x, (3, 3), (2, 2), padding="VALID")
+        for i, n in enumerate(self.blocks):
+            x = DenseBlock(layers=n, growth=growth, name=f"conv{i + 2}", **kw)(x, train)
+            if i < len(self.blocks) - 1:
+                x = Transition(name=f"pool{i + 2}", **kw)(x, train)
+        x = FinalNorm(name="bn", **kw)(x, train)
+        return Head(self.num_classes, self.dtype, name="logits")(x)

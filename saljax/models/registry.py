@@ -1,0 +1,52 @@
+"""``create(name, ...)`` and ``block_names(model)``: the models the study uses, by name."""
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from saljax.models.densenet import BLOCKS, DenseNet
+from saljax.models.inception import InceptionV3
+
+MODELS = ("inception_v3",) + tuple(BLOCKS)
+
+
+def create(name: str, *, num_classes: int = 2, width: float = 1.0, dtype=jnp.float32,
+           act=nn.relu) -> nn.Module:
+    """A Flax classifier by name: ``inception_v3``, ``densenet121``, ``densenet169``, ``densenet201``.
+
+    ``model.apply(variables, images)`` maps NHWC float images to [B, num_classes] float32 logits
+    (inference BatchNorm); ``model.apply(variables, images, train=True, mutable=["batch_stats"])``
+    trains. ``width`` scales every conv's channels, ``dtype`` is the compute dtype and ``act``
+    replaces every ReLU.
+    """
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    if not width > 0:
+        raise ValueError(f"width must be > 0, got {width}")
+    if name == "inception_v3":
+        return InceptionV3(num_classes=num_classes, width=width, act=act, dtype=dtype)
+    if name in BLOCKS:
+        return DenseNet(blocks=BLOCKS[name], num_classes=num_classes, width=width, act=act,
+                        dtype=dtype)
+    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+
+
+def block_names(model: nn.Module) -> tuple[str, ...]:
+    """Named blocks from the top (``logits``) to the bottom (the first stem conv).
+
+    These are the top-level keys of ``variables["params"]``: the units layer randomization walks
+    and that CAM methods target.
+    """
+    if not hasattr(model, "block_names"):
+        raise TypeError(f"{type(model).__name__} is not a saljax classifier")
+    return tuple(model.block_names())
+
+
+def model_name(model: nn.Module) -> str:
+    """The registry name of a model made by :func:`create`."""
+    return model.name_in_registry
+
+
+def with_activation(model: nn.Module, act) -> nn.Module:
+    """The same model with every ReLU replaced by ``act`` (e.g. a guided ReLU); same variables."""
+    return model.clone(act=act)
