@@ -40,6 +40,16 @@ def _describe(args) -> int:
     return 0
 
 
+def _bench(args, overrides) -> int:
+    from saljax import bench
+    from saljax.config import load
+
+    config = load(args.config, overrides)
+    bench.run(config, args.workdir)
+    print(f"wrote {args.workdir}/bench.json and bench.md")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="saljax", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -54,12 +64,23 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--json", action="store_true", help="print JSON")
     d.set_defaults(func=_describe)
+
+    b = sub.add_parser("bench", help="saliency throughput against PAIR (and captum)",
+                       description="Extra --config.<field>=<value> arguments override the config.")
+    b.add_argument("--config", default="configs/bench.py")
+    b.add_argument("--workdir", required=True)
+    b.set_defaults(func=_bench, takes_overrides=True)
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "takes_overrides", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
+        if getattr(args, "takes_overrides", False):
+            return args.func(args, extra)
         return args.func(args)
     except (ValueError, FileNotFoundError) as e:
         print(f"saljax: error: {e}", file=sys.stderr)

@@ -46,3 +46,120 @@ def keras_inception_96():
 @pytest.fixture(scope="session")
 def keras_densenet_96():
     return keras_reference("densenet121", 96)
+
+
+# ----------------------------------------------------------------------------- a small CNN
+import flax.linen as nn  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from saljax.models.layers import Head, tap  # noqa: E402
+
+
+class _ConvBlock(nn.Module):
+    features: int
+    strides: int = 1
+    act: object = nn.relu
+
+    @nn.compact
+    def __call__(self, x, train=False):
+        x = nn.Conv(self.features, (3, 3), (self.strides, self.strides), name="conv")(x)
+        return tap(self, self.act(x))
+
+
+class SmallCNN(nn.Module):
+    """A four-block ReLU CNN that follows the saljax model protocol (named, tapped blocks)."""
+    num_classes: int = 3
+    act: object = nn.relu
+    dtype: object = jnp.float32
+    channels: tuple = (8, 16, 16)
+
+    name_in_registry = "small_cnn"
+    default_cam_block = "conv3"
+    min_size = 8
+
+    @staticmethod
+    def block_names():
+        return ("logits", "conv3", "conv2", "conv1")
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        c1, c2, c3 = self.channels
+        x = _ConvBlock(c1, 1, self.act, name="conv1")(x)
+        x = _ConvBlock(c2, 2, self.act, name="conv2")(x)
+        x = _ConvBlock(c3, 1, self.act, name="conv3")(x)
+        return Head(self.num_classes, name="logits")(x)
+
+
+def smooth_images(n: int, size: int, seed: int = 0) -> np.ndarray:
+    """Structured images in [-1, 1] (smooth blobs plus noise), so XRAI has real segments."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size] / size
+    out = []
+    for _ in range(n):
+        f = rng.uniform(2, 8, 4)
+        im = np.cos(f[0] * xx + f[1]) * np.sin(f[2] * yy + f[3]) + 0.2 * rng.normal(size=(size, size))
+        im = 2 * (im - im.min()) / (im.max() - im.min()) - 1
+        out.append(np.repeat(im[..., None], 3, -1))
+    return np.stack(out).astype(np.float32)
+
+
+def pair_call_model(model, variables, block=None):
+    """A PAIR ``call_model_function`` driving a saljax model through plain JAX."""
+    import saliency.core as sc
+    import saljax.models as sm
+
+    v = {k: variables[k] for k in ("params", "batch_stats") if k in variables}
+
+    @jax.jit
+    def logits(x):
+        return model.apply(v, x)
+
+    @jax.jit
+    def grad(x, t):
+        return jax.grad(lambda x: jnp.take_along_axis(model.apply(v, x), t[:, None], 1).sum())(x)
+
+    def cam(x, t):
+        _, acts, grads = sm.block_gradients(
+            model, v, x, [block], lambda z: jnp.take_along_axis(z, t[:, None], 1).sum())
+        return acts[block], grads[block]
+
+    cam = jax.jit(cam)
+
+    def call(x, call_model_args=None, expected_keys=None):
+        x = jnp.asarray(np.asarray(x, np.float32))
+        t = jnp.full((x.shape[0],), call_model_args["target"], jnp.int32)
+        out = {}
+        if sc.INPUT_OUTPUT_GRADIENTS in expected_keys:
+            out[sc.INPUT_OUTPUT_GRADIENTS] = np.asarray(grad(x, t))
+        if sc.CONVOLUTION_LAYER_VALUES in expected_keys:
+            a, g = cam(x, t)
+            out[sc.CONVOLUTION_LAYER_VALUES] = np.asarray(a)
+            out[sc.CONVOLUTION_OUTPUT_GRADIENTS] = np.asarray(g)
+        if sc.OUTPUT_LAYER_VALUES in expected_keys:
+            out[sc.OUTPUT_LAYER_VALUES] = np.asarray(
+                jnp.take_along_axis(logits(x), t[:, None], 1)[:, 0])
+        return out
+
+    return call
+
+
+@pytest.fixture(scope="session")
+def small_cnn():
+    model = SmallCNN()
+    variables = jax.jit(model.init)(jax.random.key(7), jnp.zeros((1, 32, 32, 3)))
+    # Flax starts biases at 0, so at a constant image (an IG baseline) every unit of a random
+    # bias-free net can be dead and every map 0; random biases keep the maps informative.
+    rng = np.random.default_rng(7)
+    return model, jax.tree_util.tree_map_with_path(
+        lambda path, a: a + rng.normal(0, 0.2, a.shape).astype(np.float32)
+        if path[-1].key == "bias" else a, variables)
+
+
+@pytest.fixture(scope="session")
+def inception_small():
+    """The saljax InceptionV3 at width 0.25 with random weights (the CPU-sized study model)."""
+    import saljax.models as sm
+
+    model = sm.create("inception_v3", width=0.25)
+    return model, sm.init(model, jax.random.key(3))

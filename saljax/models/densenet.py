@@ -25,9 +25,11 @@ BLOCKS = {"densenet121": (6, 12, 24, 16), "densenet169": (6, 12, 32, 32),
 class _Unit(nn.Module):
     act: Activation = nn.relu
     dtype: jnp.dtype = jnp.float32
+    bn_momentum: float = 0.99
 
     def bn(self, name, train):
-        return lambda x: BatchNorm(epsilon=EPS, dtype=self.dtype, name=name)(x, train)
+        return lambda x: BatchNorm(epsilon=EPS, momentum=self.bn_momentum, dtype=self.dtype,
+                                   name=name)(x, train)
 
     def conv(self, name, c, k, strides=1, padding="SAME"):
         return nn.Conv(c, (k, k), (strides, strides), padding=padding, use_bias=False,
@@ -63,7 +65,8 @@ class DenseBlock(_Unit):
     @nn.compact
     def __call__(self, x, train=False):
         for i in range(self.layers):
-            x = DenseLayer(self.act, self.dtype, self.growth, name=f"block{i + 1}")(x, train)
+            x = DenseLayer(self.act, self.dtype, self.bn_momentum, self.growth,
+                           name=f"block{i + 1}")(x, train)
         return tap(self, x)
 
 
@@ -89,13 +92,15 @@ class DenseNet(nn.Module):
     """DenseNet classifier: NHWC float images (>= 32 px, 3 channels) -> float32 logits.
 
     ``blocks`` holds the dense layers per block (121: 6, 12, 24, 16); ``width`` scales the growth
-    rate and the stem; ``act`` replaces every ReLU; ``dtype`` is the compute dtype.
+    rate and the stem; ``act`` replaces every ReLU; ``dtype`` is the compute dtype;
+    ``bn_momentum`` is BatchNorm's running-statistics momentum in training (Keras's 0.99).
     """
     blocks: Sequence[int] = BLOCKS["densenet121"]
     num_classes: int = 2
     width: float = 1.0
     act: Activation = nn.relu
     dtype: jnp.dtype = jnp.float32
+    bn_momentum: float = 0.99
 
     default_cam_block = "bn"
     min_size = MIN_SIZE
@@ -112,7 +117,7 @@ class DenseNet(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool = False):
         check_images(x, self.name_in_registry, MIN_SIZE)
-        kw = dict(act=self.act, dtype=self.dtype)
+        kw = dict(act=self.act, dtype=self.dtype, bn_momentum=self.bn_momentum)
         growth = channels(32, self.width)
         x = Stem(features=channels(64, self.width), name="conv1", **kw)(x.astype(self.dtype), train)
         x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))

@@ -28,12 +28,14 @@ class ConvBN(nn.Module):
     padding: str = "SAME"
     act: Activation = nn.relu
     dtype: jnp.dtype = jnp.float32
+    bn_momentum: float = 0.99
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         x = nn.Conv(self.features, tuple(self.kernel), tuple(self.strides), padding=self.padding,
                     use_bias=False, dtype=self.dtype, kernel_init=kernel_init, name="conv")(x)
-        x = BatchNorm(epsilon=1e-3, use_scale=False, dtype=self.dtype, name="bn")(x, train)
+        x = BatchNorm(epsilon=1e-3, momentum=self.bn_momentum, use_scale=False, dtype=self.dtype,
+                      name="bn")(x, train)
         return tap(self, self.act(x))
 
 
@@ -51,10 +53,11 @@ class _Mixed(nn.Module):
     width: float = 1.0
     act: Activation = nn.relu
     dtype: jnp.dtype = jnp.float32
+    bn_momentum: float = 0.99
 
     def cbn(self, name, c, kernel, strides=(1, 1), padding="SAME"):
         return ConvBN(channels(c, self.width), kernel, strides, padding, self.act, self.dtype,
-                      name=name)
+                      self.bn_momentum, name=name)
 
 
 class InceptionA(_Mixed):
@@ -140,12 +143,14 @@ class InceptionV3(nn.Module):
     """InceptionV3 classifier: NHWC float images (>= 75 px, 3 channels) -> float32 logits.
 
     ``width`` scales every conv's channels; ``act`` replaces every ReLU (e.g. a guided ReLU);
-    ``dtype`` is the compute dtype (parameters stay float32).
+    ``dtype`` is the compute dtype (parameters stay float32); ``bn_momentum`` is BatchNorm's
+    running-statistics momentum in training (Keras's 0.99).
     """
     num_classes: int = 2
     width: float = 1.0
     act: Activation = nn.relu
     dtype: jnp.dtype = jnp.float32
+    bn_momentum: float = 0.99
 
     name_in_registry = "inception_v3"
     min_size = MIN_SIZE
@@ -159,7 +164,7 @@ class InceptionV3(nn.Module):
     def __call__(self, x, train: bool = False):
         check_images(x, "inception_v3", MIN_SIZE)
         x = x.astype(self.dtype)
-        kw = dict(act=self.act, dtype=self.dtype)
+        kw = dict(act=self.act, dtype=self.dtype, bn_momentum=self.bn_momentum)
         cbn = lambda name, c, k, s=(1, 1), p="SAME": ConvBN(
             channels(c, self.width), k, s, p, name=name, **kw)
         x = cbn(STEM[0], 32, (3, 3), (2, 2), "VALID")(x, train)

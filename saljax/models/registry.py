@@ -50,3 +50,18 @@ def model_name(model: nn.Module) -> str:
 def with_activation(model: nn.Module, act) -> nn.Module:
     """The same model with every ReLU replaced by ``act`` (e.g. a guided ReLU); same variables."""
     return model.clone(act=act)
+
+
+def calibrate_batch_stats(model: nn.Module, variables, images):
+    """Variables whose BatchNorm running statistics are the batch statistics of ``images``.
+
+    One training-mode pass with momentum 0: in inference mode the model then normalises every
+    layer as it would normalise this batch (data-dependent initialisation). Parameters are kept.
+    A randomly initialised network with identity statistics passes almost no signal through
+    InceptionV3's 94 layers (its logits barely depend on the input); calibrated, it behaves like
+    a trained one.
+    """
+    _, state = model.clone(bn_momentum=0.0).apply(
+        {"params": variables["params"], "batch_stats": variables["batch_stats"]}, images,
+        train=True, mutable=["batch_stats"])
+    return {"params": variables["params"], "batch_stats": state["batch_stats"]}

@@ -40,6 +40,25 @@ def block_activations(model, variables, images, blocks: Sequence[str]):
     return logits, {b: state["intermediates"][b][TAP] for b in blocks}
 
 
+def tapped_forward(model, variables, images, blocks: Sequence[str]):
+    """``(forward, zeros)`` for differentiating at named blocks.
+
+    ``forward(images, taps) -> (logits, {block: activation})`` adds ``taps`` (one array per
+    block, shaped like its activation) at the blocks; ``zeros`` are taps that change nothing.
+    ``jax.vjp(forward, images, zeros, has_aux=True)`` then gives gradients with respect to the
+    images and the block activations from one forward and one backward pass.
+    """
+    blocks = _check(model, blocks)
+    shapes = jax.eval_shape(lambda x: block_activations(model, variables, x, blocks)[1], images)
+    zeros = {b: jnp.zeros(s.shape, s.dtype) for b, s in shapes.items()}
+
+    def forward(x, taps):
+        logits, state = model.apply(_variables(variables, taps), x, mutable=["intermediates"])
+        return logits, {b: state["intermediates"][b][TAP] for b in blocks}
+
+    return forward, zeros
+
+
 def block_gradients(model, variables, images, blocks: Sequence[str],
                     objective: Callable[[jnp.ndarray], jnp.ndarray]):
     """Gradient of ``objective(logits)`` (a scalar) with respect to each block's activation.
@@ -48,13 +67,10 @@ def block_gradients(model, variables, images, blocks: Sequence[str],
     For a per-image quantity, sum it over the batch in ``objective``: images do not interact in
     inference mode, so each image's gradient is its own.
     """
-    blocks = _check(model, blocks)
-    shapes = jax.eval_shape(lambda: block_activations(model, variables, images, blocks)[1])
-    zeros = {b: jnp.zeros(s.shape, s.dtype) for b, s in shapes.items()}
+    forward, zeros = tapped_forward(model, variables, images, blocks)
 
     def f(taps):
-        logits, state = model.apply(_variables(variables, taps), images, mutable=["intermediates"])
-        acts = {b: state["intermediates"][b][TAP] for b in blocks}
+        logits, acts = forward(images, taps)
         return objective(logits), (logits, acts)
 
     (_, (logits, acts)), grads = jax.value_and_grad(f, has_aux=True)(zeros)

@@ -1,0 +1,24 @@
+"""Saliency throughput: saljax against PAIR ``saliency.core`` on the same model (CPU-sized).
+
+    saljax bench --config configs/bench.py --workdir runs/bench
+    saljax bench --config configs/bench.py --config.size=320 --config.batch_sizes='(128,)'
+"""
+import ml_collections
+
+
+def get_config():
+    c = ml_collections.ConfigDict()
+    c.models = [{"name": "inception_v3", "width": 1.0}]
+    c.size = 96                      # image side in pixels
+    c.batch_sizes = (4,)
+    c.methods = ("gradient", "smoothgrad", "integrated_gradients", "smoothgrad_ig",
+                 "guided_backprop", "gradcam", "guided_gradcam", "xrai")
+    c.hparams = ml_collections.ConfigDict()   # per-method overrides of the study presets
+    c.max_batch = 64                 # model inputs per chunk
+    c.dtype = "float32"              # or "bfloat16" (compute; parameters stay float32)
+    c.reps = 2
+    c.seed = 0
+    c.pair_reference = True          # PAIR saliency.core one image at a time, same model
+    c.pair_images = 2
+    c.pair_batch = 25                # PAIR's batch_size for IG / XRAI path steps
+    return c

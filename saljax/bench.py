@@ -1,0 +1,255 @@
+"""``saljax bench``: saliency throughput, side by side with the way researchers do it today.
+
+For each model x method x batch size: maps/s, model passes/s, FLOPs per map (XLA's cost analysis
+of one pass times the passes the method needs, a count the test suite checks against the whole
+method), achieved TFLOP/s and percent of the device's peak, compile time and peak device memory.
+In the same run, as references: PAIR ``saliency.core`` one image at a time on the same Flax model
+(the reference study's way). Writes ``bench.json`` (one record per measurement) and ``bench.md``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import saljax.models as sm
+import saljax.saliency as ss
+from saljax.saliency.methods import STUDY_PRESETS
+
+# Dense bf16 / fp32 peaks in TFLOP/s (vendor datasheets, dense, no sparsity).
+PEAK_TFLOPS = {
+    "H100": {"bfloat16": 989.0, "float32": 67.0},
+    "H200": {"bfloat16": 989.0, "float32": 67.0},
+    "A100": {"bfloat16": 312.0, "float32": 19.5},
+    "TPU v4": {"bfloat16": 275.0, "float32": 275.0},
+    "TPU v5 lite": {"bfloat16": 197.0, "float32": 197.0},
+    "TPU v5e": {"bfloat16": 197.0, "float32": 197.0},
+    "TPU v5p": {"bfloat16": 459.0, "float32": 459.0},
+}
+
+
+def device_peak(device, dtype: str):
+    kind = device.device_kind
+    for name, peaks in PEAK_TFLOPS.items():
+        if name.lower() in kind.lower():
+            return peaks[dtype]
+    return None
+
+
+def pass_flops(model, variables, images) -> float:
+    """XLA's FLOP count of one forward + input-gradient pass per image (CPU lowering if the
+    device's compiler reports none)."""
+    t = jnp.zeros(images.shape[0], jnp.int32)
+
+    def one_pass(v, x):
+        return jax.grad(lambda x: jnp.take_along_axis(model.apply(v, x), t[:, None], 1).sum())(x)
+
+    for backend in (None, "cpu"):
+        try:
+            lowered = jax.jit(one_pass, backend=backend).lower(variables, images)
+            cost = lowered.compile().cost_analysis()
+        except Exception:  # a backend without cost analysis
+            continue
+        cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+        if cost and cost.get("flops"):
+            return float(cost["flops"]) / images.shape[0]
+    return float("nan")
+
+
+def _timed(fn: Callable, reps: int) -> float:
+    jax.block_until_ready(fn())
+    start = time.perf_counter()
+    for _ in range(reps):
+        out = fn()
+    jax.block_until_ready(out)
+    return (time.perf_counter() - start) / reps
+
+
+def peak_memory(device):
+    try:
+        stats = device.memory_stats() or {}
+    except Exception:
+        stats = {}
+    return stats.get("peak_bytes_in_use")
+
+
+def bench_saljax(model, variables, images, method, hparams, max_batch, reps, key):
+    explain = ss.make(method, model, max_batch=max_batch, **hparams)
+    segments = ss.xrai_segments(images) if method == "xrai" else None
+    targets = jnp.zeros(images.shape[0], jnp.int32)
+    start = time.perf_counter()
+    jitted = jax.jit(explain.pure)
+    compiled = jitted.lower(variables, images, targets, key, segments).compile()
+    compile_s = time.perf_counter() - start
+    seconds = _timed(lambda: compiled(variables, images, targets, key, segments), reps)
+    full, forward_only = explain.passes(images.shape[1:])
+    return seconds, compile_s, full + forward_only / 3.0
+
+
+def pair_call(model, variables, block=None):
+    """A PAIR ``call_model_function`` on the Flax model, one jitted gradient per batch shape."""
+    import saliency.core as sc
+
+    grad = jax.jit(lambda x, t: jax.grad(
+        lambda x: jnp.take_along_axis(model.apply(variables, x), t[:, None], 1).sum())(x))
+
+    def cam(x, t):
+        _, a, g = sm.block_gradients(model, variables, x, [block],
+                                     lambda z: jnp.take_along_axis(z, t[:, None], 1).sum())
+        return a[block], g[block]
+
+    cam = jax.jit(cam)
+
+    def call(x, call_model_args=None, expected_keys=None):
+        x = jnp.asarray(np.asarray(x, np.float32))
+        t = jnp.full((x.shape[0],), call_model_args["target"], jnp.int32)
+        if sc.INPUT_OUTPUT_GRADIENTS in expected_keys:
+            return {sc.INPUT_OUTPUT_GRADIENTS: np.asarray(grad(x, t))}
+        a, g = cam(x, t)
+        return {sc.CONVOLUTION_LAYER_VALUES: np.asarray(a),
+                sc.CONVOLUTION_OUTPUT_GRADIENTS: np.asarray(g)}
+
+    return call
+
+
+PAIR_METHODS = ("gradient", "smoothgrad", "integrated_gradients", "smoothgrad_ig", "gradcam",
+                "xrai")
+
+
+def bench_pair(model, variables, images, method, hparams, batch_size):
+    """Seconds per map for PAIR ``saliency.core``, one image at a time, as the study ran it."""
+    import saliency.core as sc
+
+    hp = {**ss.DEFAULTS[method], **hparams}
+    call = pair_call(model, variables, hp.get("block") or model.default_cam_block)
+    args = {"target": 0}
+    base = lambda im: np.broadcast_to(np.float32(hp.get("baseline", 0.0)), im.shape).copy()
+    fns = {
+        "gradient": lambda im: sc.GradientSaliency().GetMask(im, call, args),
+        "smoothgrad": lambda im: sc.GradientSaliency().GetSmoothedMask(
+            im, call, args, stdev_spread=hp.get("stdev_spread", 0.15),
+            nsamples=hp.get("nsamples", 25), magnitude=hp.get("magnitude", True)),
+        "integrated_gradients": lambda im: sc.IntegratedGradients().GetMask(
+            im, call, args, x_steps=hp["x_steps"], x_baseline=base(im), batch_size=batch_size),
+        "smoothgrad_ig": lambda im: sc.IntegratedGradients().GetSmoothedMask(
+            im, call, args, stdev_spread=hp["stdev_spread"], nsamples=hp["nsamples"],
+            magnitude=hp["magnitude"], x_steps=hp["x_steps"], x_baseline=base(im),
+            batch_size=batch_size),
+        "gradcam": lambda im: sc.GradCam().GetMask(im, call, args, three_dims=False),
+        "xrai": lambda im: sc.XRAI().GetMask(im, call, args, batch_size=batch_size,
+                                             extra_parameters=sc.XRAIParameters(
+                                                 steps=hp["steps"])),
+    }
+    ims = np.asarray(images)
+    fns[method](ims[0])  # compiles the batch shapes PAIR uses
+    start = time.perf_counter()
+    for im in ims:
+        fns[method](im)
+    return (time.perf_counter() - start) / len(ims)
+
+
+def run(config, workdir: str, log=print) -> list[dict]:
+    """Run every measurement of ``config``; write bench.json and bench.md to ``workdir``."""
+    os.makedirs(workdir, exist_ok=True)
+    device = jax.devices()[0]
+    records = []
+    key = jax.random.key(config.seed)
+    for mspec in config.models:
+        name, width = mspec["name"], float(mspec.get("width", 1.0))
+        dtype = jnp.bfloat16 if config.dtype == "bfloat16" else jnp.float32
+        model = sm.create(name, width=width, dtype=dtype)
+        rng = np.random.default_rng(config.seed)
+        calib = jnp.asarray(rng.uniform(-1, 1, (8, config.size, config.size, 3)), jnp.float32)
+        variables = sm.calibrate_batch_stats(model, sm.init(model, key), calib)
+        for batch in config.batch_sizes:
+            images = jnp.asarray(_bench_images(rng, batch, config.size))
+            flops = pass_flops(model, variables, images)
+            for method in config.methods:
+                hp = dict(STUDY_PRESETS.get(method, {}))
+                hp.update(config.hparams.get(method, {}))
+                seconds, compile_s, passes = bench_saljax(
+                    model, variables, images, method, hp, config.max_batch, config.reps, key)
+                rec = _record(name, width, config, method, batch, "saljax", device,
+                              batch / seconds, passes, flops, compile_s, peak_memory(device))
+                records.append(rec)
+                log(_line(rec))
+        if "xrai" in config.methods:
+            images = _bench_images(np.random.default_rng(2), config.pair_images, config.size)
+            ss.xrai.segment_labels(images[0])  # imports and first-call costs
+            start = time.perf_counter()
+            ss.xrai_segments(images)  # fresh images: nothing cached
+            per_image = (time.perf_counter() - start) / len(images)
+            rec = _record(name, width, config, "xrai_segments", 1, "saljax", device,
+                          1 / per_image, 0, flops, None, None)
+            records.append(rec)
+            log(_line(rec) + "  (host, once per image, shared by all models and levels)")
+        if config.pair_reference:
+            images = np.asarray(_bench_images(np.random.default_rng(1), config.pair_images,
+                                              config.size))
+            flops = pass_flops(model, variables, jnp.asarray(images[:1]))
+            for method in config.methods:
+                if method not in PAIR_METHODS:
+                    continue
+                hp = dict(STUDY_PRESETS.get(method, {}))
+                hp.update(config.hparams.get(method, {}))
+                seconds = bench_pair(model, variables, images, method, hp, config.pair_batch)
+                full, _ = ss.make(method, model, **hp).passes(images.shape[1:])
+                rec = _record(name, width, config, method, 1, "pair", device, 1 / seconds, full,
+                              flops, None, None)
+                records.append(rec)
+                log(_line(rec))
+    with open(os.path.join(workdir, "bench.json"), "w") as f:
+        json.dump(records, f, indent=1)
+    with open(os.path.join(workdir, "bench.md"), "w") as f:
+        f.write(markdown(records))
+    return records
+
+
+def _bench_images(rng, n, size):
+    yy, xx = np.mgrid[:size, :size] / size
+    out = []
+    for _ in range(n):
+        f = rng.uniform(2, 8, 4)
+        im = np.cos(f[0] * xx + f[1]) * np.sin(f[2] * yy + f[3]) + 0.2 * rng.normal(size=(size, size))
+        im = 2 * (im - im.min()) / (im.max() - im.min()) - 1
+        out.append(np.repeat(im[..., None], 3, -1))
+    return np.stack(out).astype(np.float32)
+
+
+def _record(model, width, config, method, batch, impl, device, maps_per_s, passes, flops,
+            compile_s, peak_bytes):
+    gflops_per_map = passes * flops / 1e9
+    tflops = maps_per_s * gflops_per_map / 1e3
+    peak = device_peak(device, config.dtype)
+    return {"model": model, "width": width, "size": config.size, "method": method,
+            "batch": batch, "impl": impl, "dtype": config.dtype, "device": device.device_kind,
+            "platform": device.platform, "maps_per_s": maps_per_s,
+            "passes_per_map": passes, "passes_per_s": maps_per_s * passes,
+            "gflops_per_map": gflops_per_map, "achieved_tflops": tflops,
+            "percent_of_peak": None if peak is None else 100 * tflops / peak,
+            "compile_s": compile_s, "peak_device_bytes": peak_bytes, "jax": jax.__version__}
+
+
+def _line(r):
+    return (f"{r['impl']:7s} {r['model']}x{r['width']:g} {r['size']}px {r['method']:22s} "
+            f"batch {r['batch']:4d}: {r['maps_per_s']:10.3f} maps/s {r['passes_per_s']:10.1f} "
+            f"passes/s")
+
+
+def markdown(records) -> str:
+    head = ("| impl | model | width | size | method | batch | maps/s | passes/s | GFLOP/map | "
+            "TFLOP/s | % peak | compile s |\n" + "|" + "---|" * 12 + "\n")
+    rows = []
+    for r in records:
+        pct = "" if r["percent_of_peak"] is None else f"{r['percent_of_peak']:.1f}"
+        comp = "" if r["compile_s"] is None else f"{r['compile_s']:.1f}"
+        rows.append(f"| {r['impl']} | {r['model']} | {r['width']:g} | {r['size']} | {r['method']} "
+                    f"| {r['batch']} | {r['maps_per_s']:.3f} | {r['passes_per_s']:.1f} | "
+                    f"{r['gflops_per_map']:.2f} | {r['achieved_tflops']:.3f} | {pct} | {comp} |")
+    dev = records[0]["device"] if records else ""
+    return f"# saljax bench ({dev})\n\n" + head + "\n".join(rows) + "\n"
