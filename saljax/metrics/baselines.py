@@ -1,0 +1,33 @@
+"""The study's baselines: the random-pair SSIM pass line and the average mask."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from saljax.metrics.similarity import ssim
+
+
+def random_pairs(key, n_maps: int, n_pairs: int):
+    """``n_pairs`` index pairs (i, j), i != j, uniform over ordered pairs. [n_pairs, 2] int32."""
+    if n_maps < 2:
+        raise ValueError(f"random pairs need at least 2 maps, got {n_maps}")
+    ki, kj = jax.random.split(key)
+    i = jax.random.randint(ki, (n_pairs,), 0, n_maps)
+    j = (i + jax.random.randint(kj, (n_pairs,), 1, n_maps)) % n_maps
+    return jnp.stack([i, j], axis=-1)
+
+
+def random_pair_ssim(maps, key, n_pairs: int, *, data_range, **ssim_kwargs):
+    """SSIM between maps of *different* images of one model: the study's pass line.
+
+    ``maps`` [N, H, W]; returns the [n_pairs] SSIMs (their mean is the pass line; a method whose
+    randomized-model maps stay above it is insensitive to the randomization).
+    """
+    pairs = random_pairs(key, maps.shape[0], n_pairs)
+    return ssim(maps[pairs[:, 0]], maps[pairs[:, 1]], data_range=data_range, **ssim_kwargs)
+
+
+def average_mask(masks):
+    """The average-mask baseline: each pixel's frequency of being abnormal. [..., N, H, W] ->
+    [..., H, W] float32."""
+    return jnp.mean(jnp.asarray(masks, jnp.float32), axis=-3)
