@@ -3,6 +3,12 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("XLA_FLAGS", "")
+# Identical computations built by different closures (the same model pass in many tests)
+# compile once per session: XLA's persistent cache keys on the program, not the Python function.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      os.path.join(os.path.expanduser("~"), ".cache", "saljax-test-xla"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import numpy as np
 import pytest
@@ -53,41 +59,45 @@ import flax.linen as nn  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from saljax.models.layers import Head, tap  # noqa: E402
+from saljax.models.layers import BatchNorm, Head, tap  # noqa: E402
 
 
 class _ConvBlock(nn.Module):
     features: int
     strides: int = 1
     act: object = nn.relu
+    norm: bool = False
 
     @nn.compact
     def __call__(self, x, train=False):
         x = nn.Conv(self.features, (3, 3), (self.strides, self.strides), name="conv")(x)
+        if self.norm:
+            x = BatchNorm(name="bn")(x, train)
         return tap(self, self.act(x))
 
 
 class SmallCNN(nn.Module):
-    """A four-block ReLU CNN that follows the saljax model protocol (named, tapped blocks)."""
+    """A small ReLU CNN that follows the saljax model protocol (named, tapped blocks): one block
+    ``conv<i>`` per entry of ``channels`` (the second with stride 2), then ``logits``."""
     num_classes: int = 3
     act: object = nn.relu
     dtype: object = jnp.float32
     channels: tuple = (8, 16, 16)
+    norm: bool = False
+    bn_momentum: float = 0.99
 
     name_in_registry = "small_cnn"
     default_cam_block = "conv3"
     min_size = 8
 
-    @staticmethod
-    def block_names():
-        return ("logits", "conv3", "conv2", "conv1")
+    def block_names(self):
+        return ("logits",) + tuple(f"conv{i}" for i in range(len(self.channels), 0, -1))
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        c1, c2, c3 = self.channels
-        x = _ConvBlock(c1, 1, self.act, name="conv1")(x)
-        x = _ConvBlock(c2, 2, self.act, name="conv2")(x)
-        x = _ConvBlock(c3, 1, self.act, name="conv3")(x)
+        for i, c in enumerate(self.channels):
+            x = _ConvBlock(c, 2 if i == 1 else 1, self.act, self.norm, name=f"conv{i + 1}")(
+                x, train)
         return Head(self.num_classes, name="logits")(x)
 
 
