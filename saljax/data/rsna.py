@@ -1,0 +1,96 @@
+"""RSNA Pneumonia Detection Challenge (Kaggle) as a TFDS builder (array_record, no TensorFlow).
+
+Manual download layout (``manual_dir``)::
+
+    stage_2_train_images/<patientId>.dcm     1024 x 1024 MONOCHROME2, JPEG baseline or raw
+    stage_2_train_labels.csv                 patientId,x,y,width,height,Target (a row per box)
+    stage_2_detailed_class_info.csv          patientId,class
+    splits.csv (optional)                    the study's ,Image_ID,Split rows
+"""
+from __future__ import annotations
+
+import collections
+import csv
+import os
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from saljax.data import common
+from saljax.data.dicom import read_dicom
+from saljax.data.errors import DataError
+
+LABELS = "stage_2_train_labels.csv"
+IMAGES = "stage_2_train_images"
+CLASS_INFO = "stage_2_detailed_class_info.csv"
+
+
+def read_labels(manual_dir: str) -> dict:
+    """patientId -> (Target, [(x, y, w, h, csv row), ...]) from the labels CSV."""
+    path = os.path.join(manual_dir, LABELS)
+    if not os.path.exists(path):
+        raise DataError(f"{path}: missing (download the Kaggle RSNA data into {manual_dir})")
+    out = collections.OrderedDict()
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        need = {"patientId", "x", "y", "width", "height", "Target"}
+        if not need <= set(reader.fieldnames or ()):
+            raise DataError(f"{path}: expected columns {sorted(need)}, got {reader.fieldnames}")
+        for row_no, row in enumerate(reader, start=2):
+            pid, target = row["patientId"].strip(), row["Target"].strip()
+            if target not in ("0", "1"):
+                raise DataError(f"{path}, row {row_no}: Target must be 0 or 1, got {target!r}")
+            label, boxes = out.setdefault(pid, (int(target), []))
+            if int(target) != label:
+                raise DataError(f"{path}, row {row_no}: patient {pid} has rows with Target 0 and 1")
+            if target == "1":
+                try:
+                    box = tuple(float(row[k]) for k in ("x", "y", "width", "height"))
+                except ValueError as e:
+                    raise DataError(f"{path}, row {row_no}: Target 1 needs a box ({e})") from e
+                boxes.append(box + (row_no,))
+    return out
+
+
+class RsnaPneumonia(tfds.core.GeneratorBasedBuilder):
+    """RSNA pneumonia: image, label (lung opacity), boxes and box mask at the configured size."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    BUILDER_CONFIGS = [common.sized_config(320), common.sized_config(224)]
+    MANUAL_DOWNLOAD_INSTRUCTIONS = __doc__
+
+    def _info(self):
+        return tfds.core.DatasetInfo(builder=self, description=__doc__,
+                                     features=common.features(self.builder_config.size, True),
+                                     homepage="https://www.kaggle.com/c/rsna-pneumonia-detection-challenge")
+
+    def _split_generators(self, dl_manager):
+        manual = str(dl_manager.manual_dir)
+        labels = read_labels(manual)
+        cfg = self.builder_config
+        fixed = (common.read_splits_csv(os.path.join(manual, cfg.splits_csv))
+                 if cfg.splits_csv else None)
+        by_split = {s: [] for s in common.SPLITS}
+        for pid in labels:
+            split = fixed.get(pid) if fixed is not None else common.split_of(pid, cfg.split_seed)
+            if split is not None:
+                by_split[split].append(pid)
+        return {s: self._generate_examples(manual, labels, ids)
+                for s, ids in by_split.items() if ids}  # TFDS writes no empty split
+
+    def _generate_examples(self, manual, labels, ids):
+        size = self.builder_config.size
+        for pid in ids:
+            path = os.path.join(manual, IMAGES, f"{pid}.dcm")
+            label, boxes = labels[pid]
+            if not os.path.exists(path):
+                row = boxes[0][4] if boxes else "?"
+                raise DataError(f"{os.path.join(manual, LABELS)}, row {row} (patient {pid}): "
+                                f"no image at {path}")
+            image = read_dicom(path)
+            for x, y, w, h, row in boxes:
+                common.check_box((x, y, w, h), image.shape,
+                                 f"{os.path.join(manual, LABELS)}, row {row} ({path})")
+            xyxy = common.scale_boxes(np.asarray([b[:4] for b in boxes]), image.shape, size)
+            yield pid, {"id": pid, "image": common.resize_image(image, size), "label": label,
+                        "mask": common.boxes_mask(xyxy, size), "boxes": xyxy}

@@ -1,0 +1,142 @@
+"""Synthetic chest X-rays whose ground truth is exact, generated from a seed (no download).
+
+A thorax-like background (body, two lung fields, mediastinum and spine, ribs, soft-tissue
+texture); positives carry one or more opacities inside the lungs, whose masks and boxes are known
+to the pixel; negatives none. Optional: a distractor marker (an "R" plate in a corner)
+independent of the label, or, in the shortcut variant, correlated with it, so that a model can
+learn the marker instead of the lesion.
+
+Every example depends only on (seed, index): datasets are reproducible and any process can
+generate any slice of them.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from scipy import ndimage
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticConfig:
+    """What the synthetic data looks like. Sizes are fractions of the image side."""
+    size: int = 128
+    positive_fraction: float = 0.5
+    max_lesions: int = 2
+    lesion_radius: tuple = (0.05, 0.10)
+    lesion_contrast: float = 0.35          # peak brightening, in units of the image range
+    marker: str = "none"                   # "none", "random" (independent) or "shortcut"
+    marker_probability: float = 0.5        # "random": P(marker)
+    shortcut_strength: float = 0.9         # "shortcut": P(marker | positive) = P(none | negative)
+    noise: float = 0.03
+
+    def __post_init__(self):
+        if self.marker not in ("none", "random", "shortcut"):
+            raise ValueError(f"marker must be 'none', 'random' or 'shortcut', got {self.marker!r}")
+        if self.size < 32:
+            raise ValueError(f"synthetic images need at least 32 px, got {self.size}")
+        lo, hi = self.lesion_radius
+        if not 0 < lo <= hi < 0.3:
+            raise ValueError(f"lesion_radius must satisfy 0 < min <= max < 0.3, got {lo, hi}")
+
+
+def _smooth_noise(rng, size, sigma):
+    field = ndimage.gaussian_filter(rng.normal(size=(size, size)), sigma)
+    return field / (field.std() + 1e-8)
+
+
+def _ellipse(yy, xx, cy, cx, ry, rx):
+    return ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2
+
+
+def _lung_fields(yy, xx, rng):
+    """The two lung fields as soft masks in [0, 1], with random pose and size."""
+    jitter = lambda s: rng.uniform(-s, s)
+    lungs = []
+    for side in (-1, 1):
+        cx = 0.5 + side * (0.2 + jitter(0.02))
+        d = _ellipse(yy, xx, 0.48 + jitter(0.03), cx, 0.3 + jitter(0.03), 0.14 + jitter(0.02))
+        lungs.append(np.clip(1.5 - d * 1.5, 0, 1) ** 0.5)
+    return lungs
+
+
+def example(seed: int, index: int, config: SyntheticConfig = SyntheticConfig()) -> dict:
+    """One synthetic radiograph: ``image`` uint8 [S, S, 1], ``mask`` uint8 [S, S], ``boxes``
+    float32 [N, 4] (x_min, y_min, x_max, y_max in pixels), ``label`` 0/1, ``id``, ``marker``."""
+    rng = np.random.default_rng([seed, index])
+    s = config.size
+    yy, xx = np.mgrid[:s, :s] / s
+    label = int(rng.random() < config.positive_fraction)
+
+    body = np.clip(1.3 - _ellipse(yy, xx, 0.55, 0.5, 0.55, 0.42), 0, 1) ** 0.4
+    lungs = _lung_fields(yy, xx, rng)
+    lung = np.maximum(*lungs)
+    spine = np.exp(-((xx - 0.5) / 0.045) ** 2) * (yy > 0.15)
+    mediastinum = np.exp(-((xx - 0.5) / 0.09) ** 2 - ((yy - 0.6) / 0.25) ** 2)
+    ribs = np.zeros_like(yy)
+    phase = rng.uniform(0, 2 * np.pi)
+    for k in range(9):
+        centre = 0.22 + 0.07 * k + 0.05 * np.abs(xx - 0.5) ** 1.5 * 4
+        ribs += np.exp(-((yy - centre) / 0.012) ** 2) * (0.8 + 0.2 * np.sin(8 * xx + phase))
+    image = (0.15 + 0.55 * body - 0.35 * lung + 0.25 * spine + 0.2 * mediastinum
+             + 0.12 * ribs * lung)
+    image += 0.05 * _smooth_noise(rng, s, s / 16) * body + 0.03 * _smooth_noise(rng, s, s / 64)
+
+    mask = np.zeros((s, s), bool)
+    boxes = []
+    if label:
+        lo, hi = config.lesion_radius
+        for _ in range(rng.integers(1, config.max_lesions + 1)):
+            which = lungs[rng.integers(2)]
+            ys, xs = np.nonzero(which > 0.7)
+            pick = rng.integers(len(ys))
+            cy, cx = ys[pick] / s, xs[pick] / s
+            r = rng.uniform(lo, hi)
+            # an irregular blob: an ellipse with a noisy boundary
+            d = _ellipse(yy, xx, cy, cx, r * rng.uniform(0.7, 1.3), r * rng.uniform(0.7, 1.3))
+            d = d + 0.3 * _smooth_noise(rng, s, s * r / 2)
+            blob = d < 1.0
+            blob = ndimage.binary_opening(blob, iterations=1) if blob.sum() > 20 else blob
+            if not blob.any():
+                continue
+            profile = np.clip(1.0 - d, 0, 1) ** 0.5 * blob
+            image += config.lesion_contrast * profile
+            mask |= blob
+            by, bx = np.nonzero(blob)
+            boxes.append([bx.min(), by.min(), bx.max() + 1, by.max() + 1])
+        if not mask.any():  # every attempt fell apart: make it an honest negative
+            label = 0
+
+    if config.marker == "random":
+        marker = rng.random() < config.marker_probability
+    elif config.marker == "shortcut":
+        p = config.shortcut_strength if label else 1 - config.shortcut_strength
+        marker = rng.random() < p
+    else:
+        marker = False
+    if marker:
+        m = max(4, s // 16)
+        y0, x0 = int(0.05 * s), int(0.85 * s) - m
+        plate = np.zeros((m, m))
+        plate[:, : max(1, m // 4)] = 1
+        plate[: max(1, m // 4), :] = 1
+        plate[m // 2 - max(1, m // 8): m // 2 + max(1, m // 8), :] = 1
+        plate[m // 2:, : m - max(1, m // 4)] = np.eye(m)[m // 2:, : m - max(1, m // 4)]
+        image[y0:y0 + m, x0:x0 + m] = np.maximum(image[y0:y0 + m, x0:x0 + m], 0.95 * plate)
+
+    image += config.noise * rng.normal(size=image.shape)
+    image = np.clip(image, 0, 1)
+    return {
+        "id": f"synthetic-{seed}-{index}",
+        "image": np.round(image * 255).astype(np.uint8)[..., None],
+        "mask": mask.astype(np.uint8),
+        "boxes": np.asarray(boxes, np.float32).reshape(-1, 4),
+        "label": label,
+        "marker": int(marker),
+    }
+
+
+def examples(seed: int, n: int, config: SyntheticConfig = SyntheticConfig(), start: int = 0):
+    """Examples ``start .. start + n - 1`` of the dataset named by ``seed``."""
+    for i in range(start, start + n):
+        yield example(seed, i, config)
