@@ -50,6 +50,34 @@ def _bench(args, overrides) -> int:
     return 0
 
 
+def _data_build(args) -> int:
+    from saljax import data
+
+    if args.name == "synthetic_cxr":
+        counts = (("train", args.train), ("val", args.val), ("test", args.test))
+        path = data.build(args.name, args.data_dir, size=args.size, seed=args.seed,
+                          counts=counts, marker=args.marker)
+    else:
+        path = data.build(args.name, args.data_dir, manual_dir=args.manual_dir, size=args.size,
+                          split_seed=args.split_seed, splits_csv=args.splits_csv)
+    splits = data.open_splits(path)
+    print(f"built {args.name} at {path}: "
+          + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
+    return 0
+
+
+def _train(args, overrides) -> int:
+    from saljax import train
+    from saljax.config import load
+
+    config = load(args.config, overrides)
+    result = train.train(config, args.workdir)
+    for seed, info in result.items():
+        print(f"seed {seed}: best validation AUC {info['val_auc']:.3f} at epoch {info['epoch']}"
+              f" -> {info['path']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="saljax", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -64,6 +92,28 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--json", action="store_true", help="print JSON")
     d.set_defaults(func=_describe)
+
+    data = sub.add_parser("data", help="datasets")
+    dsub = data.add_subparsers(dest="action", required=True)
+    db = dsub.add_parser("build", help="build a dataset (array_record, no TensorFlow)")
+    db.add_argument("name", help="rsna_pneumonia, siim_pneumothorax, synthetic_cxr or folder_cxr")
+    db.add_argument("--data-dir", required=True, help="where built datasets go")
+    db.add_argument("--manual-dir", help="the downloaded files (not for synthetic_cxr)")
+    db.add_argument("--size", type=int, default=320, help="output side in pixels")
+    db.add_argument("--split-seed", type=int, default=0)
+    db.add_argument("--splits-csv", help="the study's splits file, relative to --manual-dir")
+    db.add_argument("--seed", type=int, default=0, help="synthetic_cxr: generator seed")
+    db.add_argument("--train", type=int, default=1000, help="synthetic_cxr: training images")
+    db.add_argument("--val", type=int, default=200)
+    db.add_argument("--test", type=int, default=200)
+    db.add_argument("--marker", default="none", help="synthetic_cxr: none, random or shortcut")
+    db.set_defaults(func=_data_build)
+
+    t = sub.add_parser("train", help="train replicate classifiers from a config",
+                       description="Extra --config.<field>=<value> arguments override the config.")
+    t.add_argument("--config", required=True)
+    t.add_argument("--workdir", required=True)
+    t.set_defaults(func=_train, takes_overrides=True)
 
     b = sub.add_parser("bench", help="saliency throughput against PAIR (and captum)",
                        description="Extra --config.<field>=<value> arguments override the config.")
@@ -82,7 +132,7 @@ def main(argv=None) -> int:
         if getattr(args, "takes_overrides", False):
             return args.func(args, extra)
         return args.func(args)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, KeyError) as e:
         print(f"saljax: error: {e}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,80 @@
+"""Saving and loading trained model variables with orbax, with the architecture written beside.
+
+A model directory holds ``model.json`` (name, width, num_classes and free-form metadata such as
+the validation AUC) and ``variables/`` (an orbax checkpoint of ``{"params", "batch_stats"}``).
+Loading checks that the files describe the architecture asked for, and that every array has the
+shape that architecture needs, before any array is read.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from saljax.models.init import variable_shapes
+from saljax.models.registry import create
+
+
+class CheckpointMismatch(ValueError):
+    """A model checkpoint for another architecture, or with missing or mis-shaped arrays."""
+
+
+def save(path: str, variables, *, name: str, width: float = 1.0, num_classes: int = 2,
+         metadata: dict | None = None) -> None:
+    """Write ``variables`` and their architecture to the directory ``path`` (replaced if there)."""
+    path = os.path.abspath(path)
+    os.makedirs(path, exist_ok=True)
+    spec = {"name": name, "width": float(width), "num_classes": int(num_classes),
+            "metadata": metadata or {}}
+    checkpointer = ocp.StandardCheckpointer()
+    target = os.path.join(path, "variables")
+    tree = {k: variables[k] for k in ("params", "batch_stats")}
+    checkpointer.save(target, jax.tree.map(np.asarray, tree), force=True)
+    checkpointer.wait_until_finished()
+    tmp = os.path.join(path, "model.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(spec, f, indent=1)
+    os.replace(tmp, os.path.join(path, "model.json"))  # written last: marks the model complete
+
+
+def describe(path: str) -> dict:
+    spec_path = os.path.join(path, "model.json")
+    if not os.path.exists(spec_path):
+        raise FileNotFoundError(f"{path}: no saved model (model.json missing)")
+    with open(spec_path) as f:
+        return json.load(f)
+
+
+def load(path: str, *, name: str | None = None, width: float | None = None,
+         num_classes: int | None = None):
+    """``(model, variables, spec)`` from ``path``; the expected architecture, where given, must
+    match, else :class:`CheckpointMismatch` names the difference."""
+    path = os.path.abspath(path)
+    spec = describe(path)
+    for key, want in (("name", name), ("width", width), ("num_classes", num_classes)):
+        if want is not None and spec[key] != want:
+            raise CheckpointMismatch(f"{path} holds a {spec['name']} (width {spec['width']}, "
+                                     f"{spec['num_classes']} classes), not the {key} {want!r} "
+                                     "asked for")
+    model = create(spec["name"], width=spec["width"], num_classes=spec["num_classes"])
+    expected = variable_shapes(model)
+    expected = {k: expected[k] for k in ("params", "batch_stats")}
+    stored = ocp.StandardCheckpointer().metadata(os.path.join(path, "variables"))
+    stored = getattr(stored, "item_metadata", stored)
+    want = {jax.tree_util.keystr(k): tuple(v.shape)
+            for k, v in jax.tree_util.tree_flatten_with_path(expected)[0]}
+    have = {jax.tree_util.keystr(k): tuple(v.shape)
+            for k, v in jax.tree_util.tree_flatten_with_path(dict(stored))[0]}
+    missing = sorted(set(want) - set(have))
+    extra = sorted(set(have) - set(want))
+    wrong = sorted(k for k in set(want) & set(have) if want[k] != have[k])
+    if missing or extra or wrong:
+        detail = (f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}"
+                  if extra else f"{wrong[0]} has shape {have[wrong[0]]}, expected {want[wrong[0]]}")
+        raise CheckpointMismatch(f"{path}: the stored arrays do not fit {spec['name']} (width "
+                                 f"{spec['width']}): {detail}")
+    variables = ocp.StandardCheckpointer().restore(os.path.join(path, "variables"), expected)
+    return model, variables, spec

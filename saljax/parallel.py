@@ -1,0 +1,51 @@
+"""Data parallelism with ``jax.sharding``: one mesh axis ``"data"`` over every device.
+
+Arrays of examples are split along their batch axis over the mesh; parameters are replicated.
+``jit`` then runs the same program on every device (GSPMD), whether the devices are the 8 cores
+of a TPU host, the GPUs of a node, or every device of a multi-host pod after
+:func:`initialize_distributed`.
+"""
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+AXIS = "data"
+
+
+def initialize_distributed() -> None:
+    """``jax.distributed.initialize()`` when launched as one of several processes (SLURM, TPU
+    pods, or ``JAX_COORDINATOR_ADDRESS`` / ``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID``); a no-op
+    for a single process."""
+    if jax.distributed.is_initialized():
+        return
+    if os.environ.get("JAX_COORDINATOR_ADDRESS"):
+        jax.distributed.initialize(
+            coordinator_address=os.environ["JAX_COORDINATOR_ADDRESS"],
+            num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
+            process_id=int(os.environ["JAX_PROCESS_ID"]))
+    elif os.environ.get("SLURM_NTASKS", "1") != "1" or os.environ.get("TPU_WORKER_HOSTNAMES"):
+        jax.distributed.initialize()
+
+
+def data_mesh(devices=None) -> Mesh:
+    """A 1-D mesh named ``"data"`` over ``devices`` (default: every device of every process)."""
+    devices = jax.devices() if devices is None else list(devices)
+    return Mesh(np.asarray(devices), (AXIS,))
+
+
+def batch_sharding(mesh: Mesh, leading: int = 0) -> NamedSharding:
+    """Split axis ``leading`` (the batch axis, after ``leading`` unsplit axes) over the mesh."""
+    return NamedSharding(mesh, P(*([None] * leading), AXIS))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P())
+
+
+def is_writer() -> bool:
+    """Whether this process writes shared outputs (process 0)."""
+    return jax.process_index() == 0

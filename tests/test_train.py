@@ -1,0 +1,123 @@
+"""Training: replicates under vmap, exact resume after a kill, label randomization."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import saljax.data as sd
+from saljax import train
+from saljax.models import checkpoint
+from train_worker import config
+
+HERE = os.path.dirname(__file__)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    return sd.build("synthetic_cxr", str(tmp_path_factory.mktemp("data")), size=75, seed=1,
+                    counts=(("train", 48), ("val", 16), ("test", 8)))
+
+
+def final_params(workdir):
+    out = []
+    for seed in (0, 1):
+        _, v, spec = checkpoint.load(os.path.join(workdir, "models", f"inception_v3_seed{seed}"))
+        out.append((jax.tree.leaves(v), spec["metadata"]))
+    return out
+
+
+def test_a_killed_training_resumes_to_the_uninterrupted_result(tiny_data, tmp_path):
+    """SIGKILL right after the first checkpoint, then resume: same parameters, same metadata."""
+    reference = str(tmp_path / "reference")
+    train.train(config(tiny_data), reference, progress=False)
+
+    killed = str(tmp_path / "killed")
+    env = {**os.environ, "PYTHONPATH": HERE + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, os.path.join(HERE, "train_worker.py"), tiny_data,
+                             killed], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    ckpt = os.path.join(killed, "checkpoints")
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        steps = [d for d in os.listdir(ckpt)] if os.path.isdir(ckpt) else []
+        if any(d.isdigit() for d in steps):
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not os.path.exists(os.path.join(killed, "models")), "killed before the end"
+    done_steps = sorted(int(d) for d in os.listdir(ckpt) if d.isdigit())
+    assert done_steps and done_steps[-1] < 12  # 2 epochs of 6 steps
+
+    train.train(config(tiny_data), killed, progress=False)   # resumes from the checkpoint
+    for (ref, ref_meta), (res, res_meta) in zip(final_params(reference), final_params(killed)):
+        assert ref_meta == res_meta
+        for a, b in zip(ref, res):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_a_replicate_under_vmap_takes_the_step_it_would_take_alone(tiny_data):
+    """One training step of two replicates together equals, for replicate 1, the step it takes
+    alone: the same update to float32 rounding (1e-3 in norm; under vmap XLA runs the
+    convolutions of both replicates as one grouped convolution, which rounds differently). SGD,
+    because Adam turns a near-zero gradient's rounding into a full +-lr step."""
+    c = config(tiny_data)
+    c.optimizer, c.learning_rate = "sgd", 0.05
+    model = train._model(c)
+    batch = train._ReplicateBatches(c, sd.open_splits(tiny_data)["train"])[0]
+    both = train._stack([train.init_state(c, model, s) for s in c.seeds])
+    alone = jax.tree.map(lambda a: a[1:], both)
+    keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(s), 0))(jnp.asarray(c.seeds))
+    step = train.make_train_step(c, model)
+    start = jax.tree.map(lambda a: np.asarray(a[1]), both.params)
+    x, y = jnp.asarray(batch["image"]), jnp.asarray(batch["label"].astype(np.int32))
+    new_both, _ = step(both, x, y, jnp.ones(2), keys)
+    new_alone, _ = step(alone, x[1:], y[1:], jnp.ones(2), keys[1:])
+
+    def update(new, r):
+        return np.concatenate([np.ravel(np.asarray(a[r]) - b) for a, b in
+                               zip(jax.tree.leaves(new.params), jax.tree.leaves(start))])
+
+    u_both, u_alone = update(new_both, 1), update(new_alone, 0)
+    assert np.linalg.norm(u_alone) > 0
+    assert np.linalg.norm(u_both - u_alone) <= 1e-3 * np.linalg.norm(u_alone)
+    # and the two replicates are different models taking different steps
+    assert not np.allclose(update(new_both, 0), u_both)
+
+
+def test_label_randomization_trains_on_permuted_labels(tiny_data):
+    """Adebayo et al.'s data randomization: every training image carries another image's label
+    (the same labels, shuffled once), in every replicate and epoch."""
+    source = sd.open_splits(tiny_data)["train"]
+    c = config(tiny_data)
+    c.label_randomization = True
+    original = sd.labels(source)
+    permuted = train._randomized_labels(source, 10_000 + c.seeds[0])
+    assert sorted(permuted) == sorted(original) and not np.array_equal(permuted, original)
+    label_of = {source[i]["id"]: int(permuted[i]) for i in range(len(source))}
+    batches = train._ReplicateBatches(c, source, keys=("id", "label"))
+    for step in range(2 * batches.steps_per_epoch):
+        batch = batches[step]
+        for r in range(len(c.seeds)):
+            assert [label_of[i] for i in batch["id"][r]] == batch["label"][r].tolist()
+
+
+def test_a_checkpoint_for_another_architecture_is_a_clear_error(tiny_data, tmp_path):
+    train.train(config(tiny_data, max_steps=1), str(tmp_path), progress=False)
+    path = str(tmp_path / "models" / "inception_v3_seed0")
+    with pytest.raises(checkpoint.CheckpointMismatch, match="not the name 'densenet121'"):
+        checkpoint.load(path, name="densenet121")
+    spec = checkpoint.describe(path)
+    spec["width"] = 0.25  # a description that lies about the arrays
+    import json
+    with open(os.path.join(path, "model.json"), "w") as f:
+        json.dump(spec, f)
+    with pytest.raises(checkpoint.CheckpointMismatch, match="do not fit inception_v3"):
+        checkpoint.load(path)
