@@ -21,4 +21,6 @@ def get_config():
     c.pair_reference = True          # PAIR saliency.core one image at a time, same model
     c.pair_images = 2
     c.pair_batch = 25                # PAIR's batch_size for IG / XRAI path steps
+    c.metrics_pairs = 0              # > 0: also time batched metrics on this many map pairs
+    c.metrics_size = 320
     return c

@@ -237,3 +237,28 @@ def test_average_mask_and_boxes():
     xyxy = np.asarray(mx.boxes_to_mask(np.array([[2.0, 0.0, 4.0, 4.0]]), (8, 8),
                                        box_format="xyxy"))
     np.testing.assert_array_equal(xyxy, expected)
+
+
+@pytest.mark.parametrize("n", [7, 1000, 102400])
+def test_both_sort_paths_order_exactly_like_numpy(n):
+    """The XLA radix sort (accelerators) and the host sort (CPU backend) give the same exact
+    order as numpy, for signed values, ties, -0.0 and +0.0, and values within [0, 1]."""
+    from saljax.metrics.reduce import _host_sort_order, _sortable_bits, _xla_sort_order, \
+        sort_order
+    rng = np.random.default_rng(n)
+    x = (rng.normal(size=(4, n)) * 10).astype(np.float32)
+    x[0] = np.round(x[0])                      # many ties
+    x[1, : n // 2] = 0.0
+    x[1, : n // 4] = -0.0
+    x[2] = np.clip(np.abs(x[2]) / 20, 0, 1)    # grayscale-like: two radix passes
+    x[3, ::3] = np.float32(1e-30)              # tiny values next to large ones: three passes
+    keys = _sortable_bits(jnp.asarray(x))
+    keys = keys - jnp.min(keys, axis=-1, keepdims=True)
+    payload = max(1, (n - 1).bit_length())
+    xla = np.asarray(jax.jit(lambda k: _xla_sort_order(k, payload))(keys))
+    host = _host_sort_order(np.asarray(keys), payload)
+    default = np.asarray(jax.jit(sort_order)(jnp.asarray(x)))
+    for order in (xla, host, default):
+        for row in range(4):
+            assert sorted(order[row].tolist()) == list(range(n))       # a permutation
+            np.testing.assert_array_equal(x[row][order[row]], np.sort(x[row]))

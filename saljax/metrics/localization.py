@@ -16,7 +16,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax import lax
 
-from saljax.metrics.reduce import pairwise_sum
+from saljax.metrics.reduce import pairwise_sum, sort_order
 
 
 def _prepare(maps, masks):
@@ -33,7 +33,9 @@ def _curve(scores, labels):
     counts at the previous group's end (0 before the first)."""
     n = scores.shape[-1]
     axis = scores.ndim - 1
-    s, y = lax.sort((-scores, labels.astype(jnp.float32)), dimension=axis, num_keys=1)
+    perm = sort_order(-scores)
+    s = jnp.take_along_axis(-scores, perm, -1)
+    y = jnp.take_along_axis(labels.astype(jnp.float32), perm, -1)
     tps = jnp.cumsum(y, axis=-1)  # exact: integers below 2^24
     pos = jnp.arange(n, dtype=jnp.float32)
     fps = pos + 1 - tps

@@ -8,7 +8,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax import lax
 
-from saljax.metrics.reduce import average_ranks, pairwise_mean, pairwise_sum
+from saljax.metrics.reduce import average_ranks, sorted_average_ranks, pairwise_mean, pairwise_sum
 
 def _gaussian_kernel(sigma: float, truncate: float = 3.5):
     radius = int(truncate * sigma + 0.5)
@@ -92,7 +92,10 @@ def spearman(a, b, *, absolute: bool = False):
     nan = jnp.isnan(x).any(-1) | jnp.isnan(y).any(-1)
     if absolute:
         x, y = jnp.abs(x), jnp.abs(y)
-    rx, ry = average_ranks(x), average_ranks(y)
+    # x's ranks stay in x's sorted order; y's, put back in pixel order, are gathered into it
+    # (one scatter instead of two).
+    px, rx = sorted_average_ranks(x)
+    ry = jnp.take_along_axis(average_ranks(y), px, -1)
     # Centred ranks are exact half-integers; scale to O(1) before multiplying.
     n = x.shape[-1]
     rx = (rx - (n + 1) / 2) / n
