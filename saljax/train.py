@@ -1,8 +1,9 @@
 """Training classifiers: replicate seeds under ``vmap``, optax, orbax checkpoints, exact resume.
 
 ``train(config, workdir)`` trains ``len(config.seeds)`` replicates of one architecture together:
-one jitted step updates every replicate (each with its own initialisation, data order and
-augmentation), data-parallel over the devices of ``mesh``. Batch k of replicate r is always the
+one jitted ``vmap``-ed step updates every replicate (each with its own initialisation, data order
+and augmentation), data-parallel over the devices of ``mesh``; on the CPU, where batched
+convolutions are slow, the same jitted step runs once per replicate (``config.replicates``). Batch k of replicate r is always the
 same batch and every random draw is ``fold_in(key, step)``, so a run killed at any point and
 resumed from its last orbax checkpoint ends with the parameters of an uninterrupted run.
 
@@ -54,7 +55,37 @@ def default_config() -> ml_collections.ConfigDict:
     c.eval_batch_size = 64
     c.scaling = "symmetric"        # input scaling: "symmetric" ([-1, 1]) or "imagenet"
     c.max_steps = -1               # stop early (for tests): -1 runs every epoch
+    c.replicates = "auto"          # "vmap": one batched step; "loop": one step per replicate;
+                                   # "auto": vmap on accelerators, loop on the CPU
     return c
+
+
+def replicate_mode(config) -> str:
+    """How replicate seeds share a step. XLA's CPU backend runs ``vmap``-ed convolutions as
+    grouped convolutions several times slower than separate ones, so ``"auto"`` loops there."""
+    mode = config.get("replicates", "auto")
+    if mode == "auto":
+        return "loop" if jax.default_backend() == "cpu" else "vmap"
+    if mode not in ("vmap", "loop"):
+        raise ValueError(f"replicates must be 'auto', 'vmap' or 'loop', got {mode!r}")
+    return mode
+
+
+def over_replicates(fn, mode: str, in_axes):
+    """``fn`` applied to every replicate (leading axis of the arguments whose ``in_axes`` is 0):
+    one jitted ``vmap`` call, or the same jitted single-replicate ``fn`` once per replicate."""
+    if mode == "vmap":
+        return jax.jit(jax.vmap(fn, in_axes=in_axes))
+    single = jax.jit(fn)
+    pick = jax.jit(lambda tree, r: jax.tree.map(lambda a: a[r], tree))
+    stack = jax.jit(lambda *trees: jax.tree.map(lambda *a: jnp.stack(a), *trees))
+
+    def looped(*args):
+        n = next(jax.tree.leaves(a)[0].shape[0] for a, ax in zip(args, in_axes) if ax == 0)
+        outs = [single(*[pick(a, r) if ax == 0 else a for a, ax in zip(args, in_axes)])
+                for r in range(n)]
+        return stack(*outs)
+    return looped
 
 
 @jax.tree_util.register_dataclass
@@ -134,14 +165,14 @@ def make_train_step(config, model):
                                    opt_state=opt_state), loss
 
     # replicates: state, batch and key vary; class weights are shared
-    return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None, 0)), donate_argnums=0)
+    return over_replicates(one, replicate_mode(config), (0, 0, 0, None, 0))
 
 
 def make_predict(config, model):
     def one(params, stats, images):
         x = sd.to_model_input(images, config.scaling)
         return jax.nn.softmax(model.apply({"params": params, "batch_stats": stats}, x))[..., 1]
-    return jax.jit(jax.vmap(one, in_axes=(0, 0, None)))
+    return over_replicates(one, replicate_mode(config), (0, 0, None))
 
 
 def evaluate_auc(predict, params, stats, source, batch_size) -> np.ndarray:

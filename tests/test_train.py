@@ -70,6 +70,7 @@ def test_a_replicate_under_vmap_takes_the_step_it_would_take_alone(tiny_data):
     because Adam turns a near-zero gradient's rounding into a full +-lr step."""
     c = config(tiny_data)
     c.optimizer, c.learning_rate = "sgd", 0.05
+    c.replicates = "vmap"
     model = train._model(c)
     batch = train._ReplicateBatches(c, sd.open_splits(tiny_data)["train"])[0]
     both = train._stack([train.init_state(c, model, s) for s in c.seeds])
@@ -90,6 +91,13 @@ def test_a_replicate_under_vmap_takes_the_step_it_would_take_alone(tiny_data):
     assert np.linalg.norm(u_both - u_alone) <= 1e-3 * np.linalg.norm(u_alone)
     # and the two replicates are different models taking different steps
     assert not np.allclose(update(new_both, 0), u_both)
+    # the CPU's loop over replicates runs the single-replicate step itself: bitwise the same
+    c.replicates = "loop"
+    new_loop, _ = train.make_train_step(c, model)(both, x, y, jnp.ones(2), keys)
+    new_alone_loop, _ = train.make_train_step(c, model)(alone, x[1:], y[1:], jnp.ones(2),
+                                                         keys[1:])
+    np.testing.assert_array_equal(update(new_loop, 1), update(new_alone_loop, 0))
+    assert np.linalg.norm(update(new_loop, 1) - u_alone) <= 1e-3 * np.linalg.norm(u_alone)
 
 
 def test_label_randomization_trains_on_permuted_labels(tiny_data):

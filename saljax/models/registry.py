@@ -6,8 +6,10 @@ import jax.numpy as jnp
 
 from saljax.models.densenet import BLOCKS, DenseNet
 from saljax.models.inception import InceptionV3
+from saljax.models.unet import UNet
 
 MODELS = ("inception_v3",) + tuple(BLOCKS)
+SEGMENTERS = ("unet",)
 
 
 def create(name: str, *, num_classes: int = 2, width: float = 1.0, dtype=jnp.float32,
@@ -28,7 +30,9 @@ def create(name: str, *, num_classes: int = 2, width: float = 1.0, dtype=jnp.flo
     if name in BLOCKS:
         return DenseNet(blocks=BLOCKS[name], num_classes=num_classes, width=width, act=act,
                         dtype=dtype)
-    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    if name == "unet":
+        return UNet(width=width, num_classes=num_classes, dtype=dtype)
+    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS + SEGMENTERS)}")
 
 
 def block_names(model: nn.Module) -> tuple[str, ...]:
