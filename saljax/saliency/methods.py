@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from saljax.models import block_names, with_activation
+from saljax.parallel import batch_sharding, replicated
 from saljax.saliency import augment, cam, occlusion as occ, xrai as xr
 from saljax.saliency.core import (DEFAULT_MAX_BATCH, gradient_pass, input_gradient,
                                   logits_fn, map_over_passes, predicted, sum_over_passes)
@@ -339,7 +340,31 @@ class Explainer:
             segments = xr.segments(np.asarray(images))
         if targets is not None:
             targets = jnp.asarray(targets, jnp.int32)
+        if self.mesh is not None:
+            return self._sharded(variables, images, targets, key, segments)
         return self._jitted(variables, jnp.asarray(images, jnp.float32), targets, key, segments)
+
+    def _sharded(self, variables, images, targets, key, segments) -> dict:
+        """Images (and targets, segments) split over the mesh's devices, variables replicated;
+        the batch is padded to a multiple of the device count and the maps cropped back."""
+        n = images.shape[0]
+        d = self.mesh.devices.size
+        pad = -n % d
+
+        def grow(a):
+            a = jnp.asarray(a)
+            if pad:
+                a = jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)])
+            return jax.device_put(a, batch_sharding(self.mesh))
+
+        x = grow(jnp.asarray(images, jnp.float32))
+        t = None if targets is None else grow(targets)
+        seg = None if segments is None else type(segments)(*[grow(a) for a in segments])
+        v = jax.device_put(variables, replicated(self.mesh))
+        if key is not None:
+            key = jax.device_put(key, replicated(self.mesh))
+        out = self._jitted(v, x, t, key, seg)
+        return {k: m[:n] for k, m in out.items()}
 
     def passes(self, image_shape) -> tuple[int, int]:
         """(forward+backward, forward-only) model passes per image for all specs together,
@@ -386,7 +411,9 @@ def make(method: str, model, *, max_batch: int = DEFAULT_MAX_BATCH, mesh=None, *
     """``explain(variables, images, targets=None, *, key=None) -> maps`` for one method.
 
     Gradient-type methods return float32 [B, H, W, C]; CAMs, XRAI and occlusion [B, H, W].
-    ``max_batch`` bounds how many images go through the model at once. ``explain.pure`` is the
+    ``max_batch`` bounds how many images go through the model at once. With ``mesh`` (e.g.
+    ``saljax.parallel.data_mesh()``) the images are split over the mesh's devices and the
+    variables replicated (data parallel; same maps as on one device). ``explain.pure`` is the
     same computation without host-side checks, for use inside ``jit``/``vmap``.
     """
     return SingleExplainer(Explainer([_spec(method, method, hparams, model)], model, max_batch,

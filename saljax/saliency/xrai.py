@@ -136,6 +136,19 @@ def segments(images) -> Segments:
     return Segments(atom_id, membership, sizes)
 
 
+def pad_segments(seg: Segments, k: int, a: int) -> Segments:
+    """``seg`` padded to ``k`` segments and ``a`` atoms (empty segments, zero-size atoms: what
+    the greedy selection already ignores), so that batches share one compiled program."""
+    b, k0, a0 = seg.membership.shape
+    if k < k0 or a < a0:
+        raise ValueError(f"cannot pad segments of shape {(k0, a0)} to {(k, a)}")
+    membership = np.zeros((b, k, a), bool)
+    membership[:, :k0, :a0] = seg.membership
+    sizes = np.zeros((b, a), np.int32)
+    sizes[:, :a0] = seg.sizes
+    return Segments(seg.atom_id, membership, sizes)
+
+
 def masks_of(seg: Segments, i: int) -> np.ndarray:
     """The dilated segment masks of image i, [K, H, W] bool (padding dropped)."""
     m = seg.membership[i][:, seg.atom_id[i]]
