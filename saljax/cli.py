@@ -78,6 +78,41 @@ def _train(args, overrides) -> int:
     return 0
 
 
+def _compilation_cache() -> None:
+    """Keep compiled programs across runs (a resumed or repeated study skips most compiling),
+    unless the user chose a cache directory (JAX_COMPILATION_CACHE_DIR)."""
+    import os
+
+    import jax
+
+    if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        jax.config.update("jax_compilation_cache_dir",
+                          os.path.join(os.path.expanduser("~"), ".cache", "saljax", "xla"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+def _study(args, overrides) -> int:
+    from saljax import report, study
+    from saljax.config import load
+
+    config = load(args.config, overrides)
+    _compilation_cache()
+    summary = study.run(config, args.workdir, progress=not args.quiet)
+    path = report.write(args.workdir)
+    verdicts = ", ".join(f"{m} {summary[m]['randomization']['verdict']}"
+                         for m in config.methods)
+    print(f"randomization verdicts: {verdicts}")
+    print(f"wrote {args.workdir}/summary.json, per-image CSVs, figures/ and {path}")
+    return 0
+
+
+def _report(args) -> int:
+    from saljax import report
+
+    print(f"wrote {report.write(args.workdir)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="saljax", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -114,6 +149,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", required=True)
     t.add_argument("--workdir", required=True)
     t.set_defaults(func=_train, takes_overrides=True)
+
+    st = sub.add_parser("study", help="run (or resume) the trustworthiness study",
+                        description="Extra --config.<field>=<value> arguments override the "
+                                    "config. A killed study resumes from its --workdir.")
+    st.add_argument("--config", required=True)
+    st.add_argument("--workdir", required=True)
+    st.add_argument("--quiet", action="store_true", help="no progress bars")
+    st.set_defaults(func=_study, takes_overrides=True)
+
+    r = sub.add_parser("report", help="(re)write figures and report.md from a study's results")
+    r.add_argument("--workdir", required=True)
+    r.set_defaults(func=_report)
 
     b = sub.add_parser("bench", help="saliency throughput against PAIR (and captum)",
                        description="Extra --config.<field>=<value> arguments override the config.")

@@ -1,0 +1,21 @@
+"""The GPU benchmark: full InceptionV3 at 320 x 320, batch 128, the study's cheap and noisy
+methods, against PAIR one image at a time on the same model.
+
+    saljax bench --config configs/bench_gpu.py --workdir runs/bench_gpu [--config.dtype=bfloat16]
+"""
+import os
+
+from saljax.config import load
+
+
+def get_config():
+    c = load(os.path.join(os.path.dirname(__file__), "bench.py"))
+    c.models = [{"name": "inception_v3", "width": 1.0}]
+    c.size = 320
+    c.batch_sizes = (128,)
+    c.methods = ("gradient", "smoothgrad", "integrated_gradients", "gradcam", "guided_backprop")
+    c.max_batch = 128
+    c.reps = 3
+    c.pair_reference = True
+    c.pair_images = 2
+    return c

@@ -1,0 +1,69 @@
+"""Resumable units of work: each unit's result is one ``.npz`` file, written atomically.
+
+A unit is done when its file exists; files appear only through ``os.replace`` of a complete
+temporary file, so a run killed at any moment leaves whole units or none, and a resumed run skips
+exactly the units that are done. ``guard_config`` refuses a workdir made with another config.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Callable, Iterable
+
+import numpy as np
+from tqdm.auto import tqdm
+
+
+class ConfigChanged(ValueError):
+    """The workdir holds results of a different study config."""
+
+
+def guard_config(workdir: str, config_json: str) -> None:
+    """Write ``config.json`` to a new workdir, or check an existing one is the same config."""
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, "config.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        new = json.loads(config_json)
+        if old != new:
+            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            raise ConfigChanged(
+                f"{workdir} holds a study run with another config (differs in: "
+                f"{', '.join(diff)}); use a new --workdir or delete the old one")
+        return
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(config_json)
+    os.replace(tmp, path)
+
+
+def write_npz(path: str, arrays: dict) -> None:
+    """Write ``arrays`` to ``path`` atomically (temporary file, then rename)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
+    os.replace(tmp, path)
+
+
+def read_npz(path: str) -> dict:
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def run_units(units: Iterable[tuple[dict, Callable[[], dict]]], desc: str,
+              progress: bool = True) -> int:
+    """Run each ``(paths, compute)`` unit with a missing file; ``paths`` maps the names of
+    ``compute()``'s results to their files (one unit may share model passes among several
+    results). Returns how many units ran."""
+    units = list(units)
+    todo = [(ps, fn) for ps, fn in units if not all(os.path.exists(p) for p in ps.values())]
+    bar = tqdm(total=len(units), initial=len(units) - len(todo), desc=desc,
+               disable=not progress, mininterval=2.0)
+    for paths, compute in todo:
+        results = compute()
+        for name, path in paths.items():
+            write_npz(path, results[name])
+        bar.update(1)
+    bar.close()
+    return len(todo)

@@ -1,0 +1,144 @@
+"""The study end to end on a tiny config: every output, sane numbers, exact resume after a kill,
+and a changed config refused."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from saljax import report, study
+from saljax.config import load
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = os.path.join(ROOT, "configs", "tiny.py")
+
+
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("study") / "run")
+    summary = study.run(load(TINY), workdir, progress=False)
+    report.write(workdir)
+    return workdir, summary
+
+
+def test_the_study_writes_every_output(tiny_study):
+    workdir, summary = tiny_study
+    for name in ("config.json", "summary.json", "utility.csv", "randomization.csv",
+                 "agreement.csv", "pass_lines.csv", "examples.npz", "report.md"):
+        assert os.path.exists(os.path.join(workdir, name)), name
+    for fig in ("cascading", "agreement", "utility", "examples"):
+        with Image.open(os.path.join(workdir, "figures", f"{fig}.png")) as im:
+            assert im.format == "PNG" and min(im.size) > 100
+    with open(os.path.join(workdir, "report.md")) as f:
+        text = f.read()
+    for fig in ("cascading", "agreement", "utility", "examples"):
+        assert f"figures/{fig}.png" in text
+    for method in load(TINY).methods:
+        e = summary[method]
+        assert set(e["utility"]["auprc_mean"]) == {"trained", "randomized"}
+        r = e["randomization"]
+        assert r["levels"][0] == 0 and len(r["cascading_ssim_mean"]) == len(r["levels"])
+        assert r["cascading_ssim_mean"][0] == pytest.approx(1.0, abs=1e-6)  # trained vs itself
+        assert r["verdict"] in ("pass", "fail")
+        assert 0 <= r["pass_line"] <= 1
+        assert e["repeatability"]["ssim_mean"] is not None
+        assert e["reproducibility"]["ssim_mean"] is not None
+
+
+def test_results_agree_with_independent_recomputation(tiny_study):
+    """The summary's numbers are the means of the per-image CSVs, which skimage / sklearn
+    reproduce from the saved maps."""
+    from skimage.metrics import structural_similarity
+    from sklearn.metrics import auc, precision_recall_curve
+
+    from saljax.study.maps import load_maps
+    workdir, summary = tiny_study
+    with open(os.path.join(workdir, "utility.csv")) as f:
+        rows = list(csv.DictReader(f))
+    cfg = load(TINY)
+    ids = [r["image"] for r in rows if r["method"] == "gradient" and
+           r["model"] == "inception_v3_seed0" and r["state"] == "trained"]
+    maps = load_maps(workdir, "inception_v3_seed0", "trained", "gradient", len(ids), cfg.chunk)
+    ex = np.load(os.path.join(workdir, "examples.npz"))
+    mask0 = ex["mask"]
+    p, r_, _ = precision_recall_curve(mask0.ravel(), maps[0].ravel())
+    first = [r for r in rows if r["method"] == "gradient" and r["model"] == "inception_v3_seed0"
+             and r["state"] == "trained"][0]
+    assert float(first["auprc"]) == pytest.approx(auc(r_, p), abs=1e-5)
+    trained = np.mean([float(r["auprc"]) for r in rows if r["method"] == "gradcam" and
+                       r["state"] == "trained"])
+    assert summary["gradcam"]["utility"]["auprc_mean"]["trained"] == pytest.approx(trained,
+                                                                                    abs=1e-6)
+    with open(os.path.join(workdir, "agreement.csv")) as f:
+        agree = [r for r in csv.DictReader(f) if r["criterion"] == "repeatability" and
+                 r["method"] == "gradient"]
+    a = load_maps(workdir, agree[0]["model_a"], "trained", "gradient", 1, cfg.chunk)[0]
+    b = load_maps(workdir, agree[0]["model_b"], "trained", "gradient", 1, cfg.chunk)[0]
+    assert float(agree[0]["ssim"]) == pytest.approx(
+        structural_similarity(a, b, data_range=1.0), abs=1e-5)
+
+
+def _results(workdir):
+    out = {}
+    for name in ("utility.csv", "randomization.csv", "agreement.csv", "pass_lines.csv"):
+        with open(os.path.join(workdir, name)) as f:
+            out[name] = f.read()
+    with open(os.path.join(workdir, "summary.json")) as f:
+        out["summary"] = json.load(f)
+    out["summary"]["study"]["models"] = [{k: v for k, v in m.items() if k != "path"}
+                                         for m in out["summary"]["study"]["models"]]
+    return out
+
+
+def test_a_killed_study_resumes_to_identical_results(tiny_study, tmp_path):
+    reference, _ = tiny_study
+    workdir = str(tmp_path / "killed")
+    cmd = [sys.executable, "-m", "saljax.cli", "study", "--config", TINY, "--workdir", workdir,
+           "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    maps_dir = os.path.join(workdir, "maps")
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        done = sum(len([f for f in fs if f.endswith(".npz") and ".tmp" not in f])
+                   for _, _, fs in os.walk(maps_dir)) if os.path.isdir(maps_dir) else 0
+        if done >= 5:
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None, "the study ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not os.path.exists(os.path.join(workdir, "summary.json"))
+    rc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert rc.returncode == 0, rc.stderr[-2000:]
+    assert _results(workdir) == _results(reference)
+
+
+def test_a_changed_config_is_refused(tiny_study):
+    workdir, _ = tiny_study
+    cfg = load(TINY, ["--config.eval_images=3"])
+    with pytest.raises(study.ConfigChanged, match="eval_images"):
+        study.run(cfg, workdir, progress=False)
+
+
+def test_the_notebook_runs_on_a_tiny_study(tiny_study):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    workdir, _ = tiny_study
+    nb = nbformat.read(os.path.join(ROOT, "notebooks", "explore.ipynb"), as_version=4)
+    os.environ["SALJAX_WORKDIR"] = workdir
+    try:
+        nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                                resources={"metadata": {"path": os.path.join(ROOT, "notebooks")}}
+                                ).execute()
+    finally:
+        del os.environ["SALJAX_WORKDIR"]
+    outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                      for o in c.get("outputs", []))
+    diff = float(outputs.split("max |notebook - study|:")[1].split()[0])
+    assert diff < 1e-4   # the notebook's maps are the study's maps
