@@ -92,6 +92,18 @@ def bench_saljax(model, variables, images, method, hparams, max_batch, reps, key
     return seconds, compile_s, full + forward_only / 3.0
 
 
+def ssim_vs_float32(model, variables, images, method, hparams, max_batch, key) -> float:
+    """Mean SSIM (grayscale maps, data_range 1) between ``model``'s maps (e.g. bfloat16
+    compute) and the same model's in float32: what reduced precision costs each method."""
+    from saljax.metrics import ssim
+    segments = ss.xrai_segments(images) if method == "xrai" else None
+    targets = jnp.zeros(images.shape[0], jnp.int32)
+    maps = [ss.grayscale(ss.make(method, m, max_batch=max_batch, **hparams)(
+        variables, images, targets, key=key, segments=segments))
+        for m in (model, model.clone(dtype=jnp.float32))]
+    return float(jnp.mean(ssim(maps[0], maps[1], data_range=1.0)))
+
+
 def pair_call(model, variables, block=None):
     """A PAIR ``call_model_function`` on the Flax model, one jitted gradient per batch shape."""
     import saliency.core as sc
@@ -168,7 +180,7 @@ def run(config, workdir: str, log=print) -> list[dict]:
         calib = jnp.asarray(rng.uniform(-1, 1, (8, config.size, config.size, 3)), jnp.float32)
         variables = sm.calibrate_batch_stats(model, sm.init(model, key), calib)
         for batch in config.batch_sizes:
-            images = jnp.asarray(_bench_images(rng, batch, config.size))
+            images = jnp.asarray(pattern_images(rng, batch, config.size))
             flops = pass_flops(model, variables, images)
             for method in config.methods:
                 hp = dict(STUDY_PRESETS.get(method, {}))
@@ -177,10 +189,14 @@ def run(config, workdir: str, log=print) -> list[dict]:
                     model, variables, images, method, hp, config.max_batch, config.reps, key)
                 rec = _record(name, width, config, method, batch, "saljax", device,
                               batch / seconds, passes, flops, compile_s, peak_memory(device))
+                if config.dtype != "float32":
+                    rec["ssim_vs_float32"] = ssim_vs_float32(model, variables, images, method,
+                                                             hp, config.max_batch, key)
                 records.append(rec)
-                log(_line(rec))
+                log(_line(rec) + (f"  SSIM vs float32 {rec['ssim_vs_float32']:.4f}"
+                                  if "ssim_vs_float32" in rec else ""))
         if "xrai" in config.methods:
-            images = _bench_images(np.random.default_rng(2), config.pair_images, config.size)
+            images = pattern_images(np.random.default_rng(2), config.pair_images, config.size)
             ss.xrai.segment_labels(images[0])  # imports and first-call costs
             start = time.perf_counter()
             ss.xrai_segments(images)  # fresh images: nothing cached
@@ -190,7 +206,7 @@ def run(config, workdir: str, log=print) -> list[dict]:
             records.append(rec)
             log(_line(rec) + "  (host, once per image, shared by all models and levels)")
         if config.pair_reference:
-            images = np.asarray(_bench_images(np.random.default_rng(1), config.pair_images,
+            images = np.asarray(pattern_images(np.random.default_rng(1), config.pair_images,
                                               config.size))
             flops = pass_flops(model, variables, jnp.asarray(images[:1]))
             for method in config.methods:
@@ -214,7 +230,9 @@ def run(config, workdir: str, log=print) -> list[dict]:
     return records + metric_records
 
 
-def _bench_images(rng, n, size):
+def pattern_images(rng, n, size):
+    """``n`` structured test images [n, size, size, 3] in [-1, 1]: smooth blobs plus noise
+    (real XRAI segments, non-trivial gradients), from the numpy Generator ``rng``."""
     yy, xx = np.mgrid[:size, :size] / size
     out = []
     for _ in range(n):
@@ -247,14 +265,16 @@ def _line(r):
 
 def markdown(records) -> str:
     head = ("| impl | model | width | size | method | batch | maps/s | passes/s | GFLOP/map | "
-            "TFLOP/s | % peak | compile s |\n" + "|" + "---|" * 12 + "\n")
+            "TFLOP/s | % peak | compile s | SSIM vs f32 |\n" + "|" + "---|" * 13 + "\n")
     rows = []
     for r in records:
         pct = "" if r["percent_of_peak"] is None else f"{r['percent_of_peak']:.1f}"
         comp = "" if r["compile_s"] is None else f"{r['compile_s']:.1f}"
+        bf = f"{r['ssim_vs_float32']:.4f}" if "ssim_vs_float32" in r else ""
         rows.append(f"| {r['impl']} | {r['model']} | {r['width']:g} | {r['size']} | {r['method']} "
                     f"| {r['batch']} | {r['maps_per_s']:.3f} | {r['passes_per_s']:.1f} | "
-                    f"{r['gflops_per_map']:.2f} | {r['achieved_tflops']:.3f} | {pct} | {comp} |")
+                    f"{r['gflops_per_map']:.2f} | {r['achieved_tflops']:.3f} | {pct} | {comp} | "
+                    f"{bf} |")
     dev = records[0]["device"] if records else ""
     return f"# saljax bench ({dev})\n\n" + head + "\n".join(rows) + "\n"
 
@@ -289,6 +309,7 @@ def bench_metrics(n_pairs: int, size: int, chunk: int = 100, log=print) -> list[
             "spearman": lambda x, y, m: spearmanr(x.ravel(), y.ravel())[0],
             "auprc": lambda x, y, m: _sklearn_auprc(x, m)}
     records = []
+    chunk = min(chunk, n_pairs)
     n_pairs -= n_pairs % chunk
     n_ref = min(n_pairs, 2000)
     for name, fn in fns.items():

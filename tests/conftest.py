@@ -103,15 +103,8 @@ class SmallCNN(nn.Module):
 
 def smooth_images(n: int, size: int, seed: int = 0) -> np.ndarray:
     """Structured images in [-1, 1] (smooth blobs plus noise), so XRAI has real segments."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size] / size
-    out = []
-    for _ in range(n):
-        f = rng.uniform(2, 8, 4)
-        im = np.cos(f[0] * xx + f[1]) * np.sin(f[2] * yy + f[3]) + 0.2 * rng.normal(size=(size, size))
-        im = 2 * (im - im.min()) / (im.max() - im.min()) - 1
-        out.append(np.repeat(im[..., None], 3, -1))
-    return np.stack(out).astype(np.float32)
+    from saljax.bench import pattern_images
+    return pattern_images(np.random.default_rng(seed), n, size)
 
 
 def pair_call_model(model, variables, block=None):

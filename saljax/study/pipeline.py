@@ -66,6 +66,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.cascading_levels = -1          # -1: every named block; k > 0: k levels evenly spread
     c.independent_blocks = -1        # -1: every block; 0: none; k > 0: k blocks evenly spread
     c.randomization = ml_collections.ConfigDict(dict(mode="reinit", bn="reinit"))
+    # The randomization sweep runs on the first model's architecture (the study's InceptionV3);
+    # other architectures get the trained and the fully randomized model (utility) unless True.
+    c.randomize_every_architecture = False
     # SSIM on grayscale maps in [0, 1]: data_range 1. The study's code passed float maps to
     # skimage without data_range, which then assumed 2 (the float range [-1, 1]); set 2.0 to
     # reproduce its numbers.
@@ -221,8 +224,11 @@ def compute_maps(config, models, images, workdir, progress=True, share=(0, 1), m
     for mi, m in enumerate(models):
         model, variables, _ = model_checkpoint.load(m["path"])
         names = sm.block_names(model)
-        sets = settings(len(names), _spread(len(names), config.cascading_levels, 1),
-                        _spread(len(names), config.independent_blocks, 0), n_eval, n_util)
+        if m["arch"] == models[0]["arch"] or config.randomize_every_architecture:
+            sets = settings(len(names), _spread(len(names), config.cascading_levels, 1),
+                            _spread(len(names), config.independent_blocks, 0), n_eval, n_util)
+        else:   # as the study: the sweep on the primary architecture; here trained + fully random
+            sets = settings(len(names), [len(names)], [], n_eval, n_util)
         out[m["id"]] = sets
         maker = MapMaker(model, variables, _methods(config, m["arch"]),
                          key=jax.random.fold_in(base, mi),
