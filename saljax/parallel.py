@@ -49,3 +49,19 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def is_writer() -> bool:
     """Whether this process writes shared outputs (process 0)."""
     return jax.process_index() == 0
+
+
+def per_device(fn, mesh: Mesh):
+    """``fn`` (batch-wise: example i of every output depends only on example i of every input)
+    run by each device on its slice of the batch, with no communication: jitted ``shard_map``
+    with every input and output split along axis 0. The batch must divide by the mesh size."""
+    try:
+        from jax import shard_map
+    except ImportError:  # jax < 0.7
+        from jax.experimental.shard_map import shard_map
+    specs = dict(mesh=mesh, in_specs=P(AXIS), out_specs=P(AXIS))
+    try:
+        mapped = shard_map(fn, check_vma=False, **specs)
+    except TypeError:  # older jax
+        mapped = shard_map(fn, check_rep=False, **specs)
+    return jax.jit(mapped)

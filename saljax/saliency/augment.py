@@ -17,12 +17,14 @@ def noise_scale(images, stdev_spread: float):
     return stdev_spread * (jnp.max(images, axis=(1, 2, 3)) - jnp.min(images, axis=(1, 2, 3)))
 
 
-def noise_sample(key, images, scale, i, k):
-    """The k-th noise tensor of image i: ``scale[i] * N(0, 1)`` from ``fold_in(fold_in(key, i), k)``.
+def noise_sample(key, images, scale, i, k, offset=0):
+    """The k-th noise tensor of image i: ``scale[i] * N(0, 1)`` from
+    ``fold_in(fold_in(key, offset + i), k)``, ``offset`` being the batch's position in a larger
+    batch split over devices.
 
-    Depends only on (key, i, k), never on chunking or on devices. [H, W, C] float32.
+    Depends only on (key, global image index, k), never on chunking or on devices. [H, W, C].
     """
-    sub = jax.random.fold_in(jax.random.fold_in(key, i), k)
+    sub = jax.random.fold_in(jax.random.fold_in(key, offset + i), k)
     return scale[i] * jax.random.normal(sub, images.shape[1:], jnp.float32)
 
 

@@ -14,14 +14,21 @@ from typing import Any, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
+from jax.sharding import PartitionSpec as P
 
 from saljax.models import block_names, with_activation
-from saljax.parallel import batch_sharding, replicated
+from saljax.parallel import AXIS, batch_sharding, replicated
 from saljax.saliency import augment, cam, occlusion as occ, xrai as xr
 from saljax.saliency.core import (DEFAULT_MAX_BATCH, gradient_pass, input_gradient,
                                   logits_fn, map_over_passes, predicted, sum_over_passes)
 from saljax.saliency.guided import guided_relu
 from saljax.saliency.visualize import grayscale
+
+try:
+    from jax import shard_map
+except ImportError:  # jax < 0.7
+    from jax.experimental.shard_map import shard_map
 
 # Each method's hyperparameters and PAIR's defaults (every one overridable).
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -131,9 +138,11 @@ class Explainer:
         self.needs_key = any(s.method in STOCHASTIC for s in specs)
         self.needs_segments = any(s.method == "xrai" for s in specs)
         self._jitted = jax.jit(self.pure)
+        self._shard_fn = None
 
     # ------------------------------------------------------------------ the traceable core
-    def pure(self, variables, images, targets=None, key=None, segments=None) -> dict:
+    def pure(self, variables, images, targets=None, key=None, segments=None,
+             image_offset=0) -> dict:
         """The maps of every spec: ``{label: maps}``; traceable (``jit``, ``vmap``, sharding).
 
         ``targets`` [B] int or None (the predicted class); ``key`` a ``jax.random`` key for the
@@ -183,7 +192,8 @@ class Explainer:
             elif m in ("smoothgrad", "vargrad"):
                 group = (hp["stdev_spread"], hp["nsamples"])
                 if group not in noise_sums:
-                    noise_sums[group] = self._noise_moments(variables, images, targets, key, *group)
+                    noise_sums[group] = self._noise_moments(variables, images, targets, key,
+                                                            *group, offset=image_offset)
                 mean_g, mean_g2 = noise_sums[group]
                 if m == "vargrad":
                     out[spec.label] = mean_g2 - mean_g * mean_g
@@ -194,7 +204,8 @@ class Explainer:
                 out[spec.label] = self._integrated(variables, images, base, targets,
                                                    hp["x_steps"])
             elif m == "smoothgrad_ig":
-                out[spec.label] = self._smoothgrad_ig(variables, images, targets, key, hp)
+                out[spec.label] = self._smoothgrad_ig(variables, images, targets, key, hp,
+                                                      image_offset)
             elif m == "xrai":
                 out[spec.label] = self._xrai(variables, images, targets, segments, hp)
             elif m == "blur_ig":
@@ -204,12 +215,12 @@ class Explainer:
         return {k: v.astype(jnp.float32) for k, v in out.items()}
 
     # ------------------------------------------------------------------ multi-pass methods
-    def _noise_moments(self, variables, images, targets, key, stdev_spread, nsamples):
+    def _noise_moments(self, variables, images, targets, key, stdev_spread, nsamples, offset=0):
         """Mean gradient and mean squared gradient over SmoothGrad's noise samples."""
         scale = augment.noise_scale(images, stdev_spread)
         sums = sum_over_passes(
             input_gradient(self.model, variables), targets, images.shape[0], nsamples,
-            lambda i, k: images[i] + augment.noise_sample(key, images, scale, i, k),
+            lambda i, k: images[i] + augment.noise_sample(key, images, scale, i, k, offset),
             lambda g, i, k: jnp.stack([g, g * g]), (2,) + images.shape[1:], self.max_batch)
         return sums[:, 0] / nsamples, sums[:, 1] / nsamples
 
@@ -222,7 +233,7 @@ class Explainer:
             lambda g, i, k: g, images.shape[1:], self.max_batch)
         return total * (images - baseline) / steps
 
-    def _smoothgrad_ig(self, variables, images, targets, key, hp):
+    def _smoothgrad_ig(self, variables, images, targets, key, hp, offset=0):
         """SmoothGrad around IG: IG of each noisy copy (the path ends at the noisy image), then
         the mean of their squares (``magnitude``) or of the maps. Noise samples go through the
         model together, as many as one chunk of ``max_batch`` passes holds."""
@@ -238,8 +249,8 @@ class Explainer:
             valid = k < n
             img_idx = jnp.repeat(jnp.arange(b), per_step)           # items: (image, sample)
             smp = jnp.tile(k, b)
-            noisy = jax.vmap(lambda i, s: images[i] + augment.noise_sample(key, images, scale,
-                                                                             i, s))(img_idx, smp)
+            noisy = jax.vmap(lambda i, s: images[i] + augment.noise_sample(
+                key, images, scale, i, s, offset))(img_idx, smp)
             ig = self._integrated(variables, noisy, base[img_idx], targets[img_idx], steps)
             ig = ig * ig if hp["magnitude"] else ig
             ig = jnp.where(jnp.tile(valid, b)[:, None, None, None], ig, 0.0)
@@ -345,8 +356,10 @@ class Explainer:
         return self._jitted(variables, jnp.asarray(images, jnp.float32), targets, key, segments)
 
     def _sharded(self, variables, images, targets, key, segments) -> dict:
-        """Images (and targets, segments) split over the mesh's devices, variables replicated;
-        the batch is padded to a multiple of the device count and the maps cropped back."""
+        """Images (and targets, segments) split over the mesh's devices with ``shard_map``:
+        each device explains its own images with no communication, drawing the noise of their
+        global indices, so the maps equal one device's. The batch is padded to a multiple of
+        the device count and the maps cropped back."""
         n = images.shape[0]
         d = self.mesh.devices.size
         pad = -n % d
@@ -358,12 +371,27 @@ class Explainer:
             return jax.device_put(a, batch_sharding(self.mesh))
 
         x = grow(jnp.asarray(images, jnp.float32))
-        t = None if targets is None else grow(targets)
+        if targets is None:   # the predicted class, decided per image on its own device
+            targets = jax.jit(lambda v, im: predicted(self.model, v, im))(
+                variables, jnp.asarray(images, jnp.float32))
+        t = grow(targets)
         seg = None if segments is None else type(segments)(*[grow(a) for a in segments])
         v = jax.device_put(variables, replicated(self.mesh))
-        if key is not None:
-            key = jax.device_put(key, replicated(self.mesh))
-        out = self._jitted(v, x, t, key, seg)
+        if self._shard_fn is None:
+            split, whole = P(AXIS), P()
+
+            def body(v, x, t, key, seg):
+                offset = lax.axis_index(AXIS) * x.shape[0]
+                return self.pure(v, x, t, key, seg, image_offset=offset)
+
+            specs = dict(mesh=self.mesh, in_specs=(whole, split, split, whole, split),
+                         out_specs=split)
+            try:   # no replication checking: every output is split, nothing is replicated
+                mapped = shard_map(body, check_vma=False, **specs)
+            except TypeError:   # older jax
+                mapped = shard_map(body, check_rep=False, **specs)
+            self._shard_fn = jax.jit(mapped)
+        out = self._shard_fn(v, x, t, key, seg)
         return {k: m[:n] for k, m in out.items()}
 
     def passes(self, image_shape) -> tuple[int, int]:
