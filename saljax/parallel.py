@@ -51,17 +51,23 @@ def is_writer() -> bool:
     return jax.process_index() == 0
 
 
-def per_device(fn, mesh: Mesh):
-    """``fn`` (batch-wise: example i of every output depends only on example i of every input)
-    run by each device on its slice of the batch, with no communication: jitted ``shard_map``
-    with every input and output split along axis 0. The batch must divide by the mesh size."""
+def shard(fn, mesh: Mesh, in_specs, out_specs):
+    """``fn`` under ``shard_map`` on ``mesh`` (jitted), without replication checking (its outputs
+    are split, never replicated); works with both the new and the older jax spelling."""
     try:
         from jax import shard_map
     except ImportError:  # jax < 0.7
         from jax.experimental.shard_map import shard_map
-    specs = dict(mesh=mesh, in_specs=P(AXIS), out_specs=P(AXIS))
+    specs = dict(mesh=mesh, in_specs=in_specs, out_specs=out_specs)
     try:
         mapped = shard_map(fn, check_vma=False, **specs)
     except TypeError:  # older jax
         mapped = shard_map(fn, check_rep=False, **specs)
     return jax.jit(mapped)
+
+
+def per_device(fn, mesh: Mesh):
+    """``fn`` (batch-wise: example i of every output depends only on example i of every input)
+    run by each device on its slice of the batch, with no communication: jitted ``shard_map``
+    with every input and output split along axis 0. The batch must divide by the mesh size."""
+    return shard(fn, mesh, P(AXIS), P(AXIS))

@@ -18,17 +18,12 @@ from jax import lax
 from jax.sharding import PartitionSpec as P
 
 from saljax.models import block_names, with_activation
-from saljax.parallel import AXIS, batch_sharding, replicated
+from saljax.parallel import AXIS, batch_sharding, replicated, shard
 from saljax.saliency import augment, cam, occlusion as occ, xrai as xr
 from saljax.saliency.core import (DEFAULT_MAX_BATCH, gradient_pass, input_gradient,
                                   logits_fn, map_over_passes, predicted, sum_over_passes)
 from saljax.saliency.guided import guided_relu
 from saljax.saliency.visualize import grayscale
-
-try:
-    from jax import shard_map
-except ImportError:  # jax < 0.7
-    from jax.experimental.shard_map import shard_map
 
 # Each method's hyperparameters and PAIR's defaults (every one overridable).
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -384,13 +379,7 @@ class Explainer:
                 offset = lax.axis_index(AXIS) * x.shape[0]
                 return self.pure(v, x, t, key, seg, image_offset=offset)
 
-            specs = dict(mesh=self.mesh, in_specs=(whole, split, split, whole, split),
-                         out_specs=split)
-            try:   # no replication checking: every output is split, nothing is replicated
-                mapped = shard_map(body, check_vma=False, **specs)
-            except TypeError:   # older jax
-                mapped = shard_map(body, check_rep=False, **specs)
-            self._shard_fn = jax.jit(mapped)
+            self._shard_fn = shard(body, self.mesh, (whole, split, split, whole, split), split)
         out = self._shard_fn(v, x, t, key, seg)
         return {k: m[:n] for k, m in out.items()}
 
