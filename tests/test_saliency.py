@@ -109,6 +109,26 @@ def test_make_many_shares_passes_and_equals_single_methods(small_cnn):
     assert many.passes(x.shape[1:]) == (27, 0)
 
 
+def test_multi_pass_methods_in_one_stream_equal_single_methods(small_cnn):
+    """SmoothGrad, VarGrad, IG, SmoothGrad-IG, XRAI and Blur IG computed together (their passes
+    mixed in shared chunks, a chunk size that splits every method) equal each method alone."""
+    model, v = small_cnn
+    x, key = smooth_images(2, 32), jax.random.key(5)
+    hps = {"smoothgrad": dict(nsamples=3), "vargrad": dict(nsamples=3),
+           "integrated_gradients": dict(x_steps=4, baseline=-1.0),
+           "smoothgrad_ig": dict(nsamples=2, x_steps=3, stdev_spread=0.2),
+           "xrai": dict(steps=3), "blur_ig": dict(steps=4)}
+    segments = ss.xrai_segments(x)
+    many = ss.make_many(hps, model, max_batch=7)
+    maps = many(v, x, key=key, segments=segments)
+    for n, hp in hps.items():
+        alone = ss.make(n, model, max_batch=1000, **hp)(v, x, key=key, segments=segments)
+        np.testing.assert_allclose(maps[n], alone, rtol=1e-5, atol=1e-6 * np.abs(alone).max(),
+                                   err_msg=n)
+    # VarGrad reuses SmoothGrad's samples: 3 + 4 + 2 * 3 + 2 * 3 + 4 passes per image.
+    assert many.passes(x.shape[1:]) == (23, 0)
+
+
 def test_randomness_comes_only_from_the_key(small_cnn):
     model, v = small_cnn
     x = smooth_images(2, 32)

@@ -1,19 +1,23 @@
 """Primitives every method is built from: targets, one gradient pass, chunked sums over passes.
 
 A *pass* is one forward plus one backward pass of the model on one input image. Methods that
-need many passes per map (SmoothGrad, IG, XRAI, Blur IG) describe the k-th input of map i and a
-per-pass transform; :func:`sum_over_passes` runs all items x passes through the model in chunks
-of at most ``max_batch`` inputs (one ``lax.scan`` step per chunk, or no loop at all when one chunk
-holds everything) and sums the transformed gradients per item, so memory stays bounded by the
-chunk whatever the number of passes.
+need many passes per map (SmoothGrad, IG, SmoothGrad-IG, XRAI, Blur IG) each describe a
+:class:`Stream`: the k-th input of item i and a per-pass transform of its gradient.
+:func:`sum_over_streams` runs the items x passes of every stream through the model together, in
+chunks of at most ``max_batch`` inputs (one ``lax.scan`` step per chunk, or no loop at all when
+one chunk holds everything), and sums the transformed gradients per item: memory stays bounded
+by the chunk whatever the number of passes, and all multi-pass methods computed together share
+one compiled gradient program.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from saljax.models import tapped_forward
@@ -67,31 +71,74 @@ def plan_chunks(total: int, max_batch: int) -> tuple[int, int]:
     return n, math.ceil(total / n)
 
 
-def sum_over_passes(grad: Callable, targets, n_items: int, n_passes: int,
-                    make_input: Callable, transform: Callable, item_shape, max_batch: int):
-    """For every item i: ``sum_k transform(grad(make_input(i, k), targets[i]), i, k)``.
+@dataclasses.dataclass(frozen=True)
+class Stream:
+    """The passes of one multi-pass computation (e.g. one IG map per image).
 
-    ``make_input(i, k)`` is the k-th model input of item i ([H, W, C]); ``transform(g, i, k)``
-    maps its gradient to an ``item_shape`` contribution. Returns [n_items, *item_shape] float32.
+    Item i's k-th model input is ``make_input(i, k)`` ([H, W, C]), explained for the target of
+    image ``image(i)``; its gradient adds ``transform(g, i, k)`` ([rows, H, W, C]) to item i's
+    ``rows`` accumulator rows.
     """
-    total = n_items * n_passes
+    n_items: int
+    n_passes: int
+    make_input: Callable
+    transform: Callable = lambda g, i, k: g[None]
+    rows: int = 1
+    image: Callable = lambda i: i
+
+
+def sum_over_streams(grad: Callable, targets, streams, image_shape, max_batch: int) -> list:
+    """For every stream s and item i: ``sum_k s.transform(grad(s.make_input(i, k)), i, k)``.
+
+    All streams' passes go through the model together, ``max_batch`` inputs at a time (one
+    ``lax.scan`` step per chunk, or no loop when one chunk holds them all), so several methods
+    share one compiled gradient program and a chunk is never half empty between two methods.
+    Returns one [n_items, rows, *image_shape] float32 array per stream.
+    """
+    streams = list(streams)
+    counts = np.array([s.n_items * s.n_passes for s in streams])
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    total = int(starts[-1])
+    row_starts = np.concatenate([[0], np.cumsum([s.n_items * s.rows for s in streams])])
+    n_rows, r_max = int(row_starts[-1]), max(s.rows for s in streams)
     n_chunks, size = plan_chunks(total, max_batch)
+    first, passes = jnp.asarray(starts[:-1]), jnp.asarray([s.n_passes for s in streams])
+    row0, rows = jnp.asarray(row_starts[:-1]), jnp.asarray([s.rows for s in streams])
+
+    def inputs_of(s, i, k):
+        return lax.switch(s, [lambda i, k, st=st: (st.make_input(i, k), st.image(i))
+                              for st in streams], i, k)
+
+    def contribution(s, g, i, k):
+        def one(st):
+            c = st.transform(g, i, k)
+            return jnp.concatenate([c, jnp.zeros((r_max - st.rows,) + c.shape[1:], c.dtype)])
+        return lax.switch(s, [lambda g, i, k, st=st: one(st) for st in streams], g, i, k)
 
     def chunk(c):
         idx = c * size + jnp.arange(size)
         valid = idx < total
         idx = jnp.minimum(idx, total - 1)
-        item, k = idx // n_passes, idx % n_passes
-        g = grad(jax.vmap(make_input)(item, k), targets[item])
-        contrib = jax.vmap(transform)(g, item, k)
-        contrib = jnp.where(valid.reshape((-1,) + (1,) * len(item_shape)), contrib, 0.0)
-        return jnp.zeros((n_items,) + tuple(item_shape), jnp.float32).at[item].add(contrib)
+        s = jnp.searchsorted(jnp.asarray(starts[1:]), idx, side="right")
+        local = idx - first[s]
+        item, k = local // passes[s], local % passes[s]
+        x, img = jax.vmap(inputs_of)(s, item, k)
+        g = grad(x, targets[img])
+        contrib = jax.vmap(contribution)(s, g, item, k)          # [size, r_max, H, W, C]
+        r = jnp.arange(r_max)
+        row = jnp.where(valid[:, None] & (r[None] < rows[s][:, None]),
+                        row0[s][:, None] + item[:, None] * rows[s][:, None] + r[None], n_rows)
+        return jnp.zeros((n_rows + 1,) + tuple(image_shape), jnp.float32).at[row].add(
+            contrib.astype(jnp.float32))
 
     if n_chunks == 1:
-        return chunk(0)
-    return lax.scan(lambda acc, c: (acc + chunk(c), None),
-                    jnp.zeros((n_items,) + tuple(item_shape), jnp.float32),
-                    jnp.arange(n_chunks))[0]
+        acc = chunk(0)
+    else:
+        acc = lax.scan(lambda acc, c: (acc + chunk(c), None),
+                       jnp.zeros((n_rows + 1,) + tuple(image_shape), jnp.float32),
+                       jnp.arange(n_chunks))[0]
+    return [acc[row_starts[j]:row_starts[j + 1]].reshape((st.n_items, st.rows) + tuple(image_shape))
+            for j, st in enumerate(streams)]
 
 
 def map_over_passes(fn: Callable, n_items: int, n_passes: int, make_input: Callable,

@@ -8,6 +8,7 @@ Guided Backprop and Guided GradCAM; SmoothGrad and VarGrad with the same noise s
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, Mapping, Sequence
 
@@ -20,8 +21,8 @@ from jax.sharding import PartitionSpec as P
 from saljax.models import block_names, with_activation
 from saljax.parallel import AXIS, batch_sharding, replicated, shard
 from saljax.saliency import augment, cam, occlusion as occ, xrai as xr
-from saljax.saliency.core import (DEFAULT_MAX_BATCH, gradient_pass, input_gradient,
-                                  logits_fn, map_over_passes, predicted, sum_over_passes)
+from saljax.saliency.core import (DEFAULT_MAX_BATCH, Stream, gradient_pass, input_gradient,
+                                  logits_fn, map_over_passes, predicted, sum_over_streams)
 from saljax.saliency.guided import guided_relu
 from saljax.saliency.visualize import grayscale
 
@@ -63,6 +64,24 @@ STOCHASTIC = {"smoothgrad", "smoothgrad_ig", "vargrad"}
 SPATIAL = {"gradcam", "guided_gradcam", "xrai", "gradcam_plus_plus", "occlusion"}  # [B, H, W]
 _PLAIN = {"gradient", "input_x_gradient", "gradcam", "gradcam_plus_plus", "guided_gradcam"}
 _GUIDED = {"guided_backprop", "guided_gradcam"}
+
+
+def _path_stream(images, baseline, steps: int, image=lambda i: i):
+    """PAIR's straight-path IG of each of ``images`` [N, H, W, C] from ``baseline`` [N, H, W, C]
+    (alphas ``linspace(0, 1, steps)``): the stream and its sums -> [N, H, W, C] attributions."""
+    alphas = augment.path_alphas(steps)
+    stream = Stream(images.shape[0], steps,
+                    lambda i, k: baseline[i] + alphas[k] * (images[i] - baseline[i]), image=image)
+    return stream, lambda sums: sums[:, 0] * (images - baseline) / steps
+
+
+def _noise_map(method, hp, sums):
+    """SmoothGrad (mean squared gradient with ``magnitude``, else mean gradient) or VarGrad
+    (their variance) from the noise stream's sums."""
+    mean_g, mean_g2 = sums[:, 0] / hp["nsamples"], sums[:, 1] / hp["nsamples"]
+    if method == "vargrad":
+        return mean_g2 - mean_g * mean_g
+    return mean_g2 if hp["magnitude"] else mean_g
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,7 +187,7 @@ class Explainer:
             gmodel = with_activation(model, guided_relu)
             guided = gradient_pass(gmodel, variables, images, targets)[2].astype(jnp.float32)
 
-        noise_sums = {}
+        streams, finish, noise = [], [], {}   # multi-pass methods: one shared pass stream
         for spec in specs:
             m, hp = spec.method, spec.hparams
             if m in ("gradient", "input_x_gradient"):
@@ -184,80 +203,73 @@ class Explainer:
                 act, grad = plain[1][hp["block"]]
                 out[spec.label] = grayscale(guided, hp["percentile"]) * cam.gradcam(act, grad,
                                                                                     (h, w))
-            elif m in ("smoothgrad", "vargrad"):
-                group = (hp["stdev_spread"], hp["nsamples"])
-                if group not in noise_sums:
-                    noise_sums[group] = self._noise_moments(variables, images, targets, key,
-                                                            *group, offset=image_offset)
-                mean_g, mean_g2 = noise_sums[group]
-                if m == "vargrad":
-                    out[spec.label] = mean_g2 - mean_g * mean_g
-                else:
-                    out[spec.label] = mean_g2 if hp["magnitude"] else mean_g
-            elif m == "integrated_gradients":
-                base = augment.baseline_array(hp["baseline"], images)
-                out[spec.label] = self._integrated(variables, images, base, targets,
-                                                   hp["x_steps"])
-            elif m == "smoothgrad_ig":
-                out[spec.label] = self._smoothgrad_ig(variables, images, targets, key, hp,
-                                                      image_offset)
-            elif m == "xrai":
-                out[spec.label] = self._xrai(variables, images, targets, segments, hp)
-            elif m == "blur_ig":
-                out[spec.label] = self._blur_ig(variables, images, targets, hp)
             elif m == "occlusion":
                 out[spec.label] = self._occlusion(variables, images, targets, hp)
+            else:
+                if m in ("smoothgrad", "vargrad"):   # SmoothGrad and VarGrad share samples
+                    group = (hp["stdev_spread"], hp["nsamples"])
+                    if group not in noise:
+                        noise[group] = len(streams)
+                        streams.append(self._noise_stream(images, key, *group, image_offset))
+                    finish.append((spec.label, noise[group], functools.partial(
+                        _noise_map, m, hp)))
+                    continue
+                make_stream = {"integrated_gradients": self._ig_stream,
+                               "smoothgrad_ig": self._smoothgrad_ig_stream,
+                               "xrai": self._xrai_stream, "blur_ig": self._blur_ig_stream}[m]
+                stream, done = make_stream(images, hp, key=key, segments=segments,
+                                           offset=image_offset)
+                finish.append((spec.label, len(streams), done))
+                streams.append(stream)
+        if streams:
+            sums = sum_over_streams(input_gradient(model, variables), targets, streams,
+                                    images.shape[1:], self.max_batch)
+            for label, j, done in finish:
+                out[label] = done(sums[j])
         return {k: v.astype(jnp.float32) for k, v in out.items()}
 
     # ------------------------------------------------------------------ multi-pass methods
-    def _noise_moments(self, variables, images, targets, key, stdev_spread, nsamples, offset=0):
-        """Mean gradient and mean squared gradient over SmoothGrad's noise samples."""
+    # Each returns a Stream of model passes and, but for SmoothGrad/VarGrad, a function from the
+    # stream's per-item sums [items, rows, H, W, C] to the maps.
+    @staticmethod
+    def _noise_stream(images, key, stdev_spread, nsamples, offset=0) -> Stream:
+        """SmoothGrad's noisy copies; rows: the sums of gradients and of squared gradients."""
         scale = augment.noise_scale(images, stdev_spread)
-        sums = sum_over_passes(
-            input_gradient(self.model, variables), targets, images.shape[0], nsamples,
-            lambda i, k: images[i] + augment.noise_sample(key, images, scale, i, k, offset),
-            lambda g, i, k: jnp.stack([g, g * g]), (2,) + images.shape[1:], self.max_batch)
-        return sums[:, 0] / nsamples, sums[:, 1] / nsamples
+        return Stream(images.shape[0], nsamples,
+                      lambda i, k: images[i] + augment.noise_sample(key, images, scale, i, k,
+                                                                    offset),
+                      lambda g, i, k: jnp.stack([g, g * g]), rows=2)
 
-    def _integrated(self, variables, images, baseline, targets, steps):
-        """PAIR's IG of ``images`` (one item each) from ``baseline``: [N, H, W, C]."""
-        alphas = augment.path_alphas(steps)
-        total = sum_over_passes(
-            input_gradient(self.model, variables), targets, images.shape[0], steps,
-            lambda i, k: baseline[i] + alphas[k] * (images[i] - baseline[i]),
-            lambda g, i, k: g, images.shape[1:], self.max_batch)
-        return total * (images - baseline) / steps
+    @staticmethod
+    def _ig_stream(images, hp, **_):
+        """PAIR's IG from ``hp["baseline"]``: [B, H, W, C]."""
+        base = augment.baseline_array(hp["baseline"], images)
+        return _path_stream(images, base, hp["x_steps"])
 
-    def _smoothgrad_ig(self, variables, images, targets, key, hp, offset=0):
-        """SmoothGrad around IG: IG of each noisy copy (the path ends at the noisy image), then
-        the mean of their squares (``magnitude``) or of the maps. Noise samples go through the
-        model together, as many as one chunk of ``max_batch`` passes holds."""
-        b = images.shape[0]
-        n, steps = hp["nsamples"], hp["x_steps"]
+    @staticmethod
+    def _smoothgrad_ig_stream(images, hp, key, offset=0, **_):
+        """SmoothGrad around IG: items are (image, noise sample) pairs, each item the IG of one
+        noisy copy (the path ends at the noisy image); the map is the mean of their squares
+        (``magnitude``) or of the maps over the samples."""
+        b, n = images.shape[0], hp["nsamples"]
         scale = augment.noise_scale(images, hp["stdev_spread"])
         base = augment.baseline_array(hp["baseline"], images)
-        per_step = max(1, min(n, self.max_batch // max(1, b * steps)))
-        n_outer = math.ceil(n / per_step)
+        noisy = lambda j: images[j // n] + augment.noise_sample(key, images, scale, j // n, j % n,
+                                                               offset)
+        alphas = augment.path_alphas(hp["x_steps"])
+        stream = Stream(b * n, hp["x_steps"],
+                        lambda j, k: base[j // n] + alphas[k] * (noisy(j) - base[j // n]),
+                        image=lambda j: j // n)
 
-        def outer(o):
-            k = o * per_step + jnp.arange(per_step)               # noise sample ids
-            valid = k < n
-            img_idx = jnp.repeat(jnp.arange(b), per_step)           # items: (image, sample)
-            smp = jnp.tile(k, b)
-            noisy = jax.vmap(lambda i, s: images[i] + augment.noise_sample(
-                key, images, scale, i, s, offset))(img_idx, smp)
-            ig = self._integrated(variables, noisy, base[img_idx], targets[img_idx], steps)
+        def done(sums):
+            j = jnp.arange(b * n)
+            ig = sums[:, 0] * (jax.vmap(noisy)(j) - base[j // n]) / hp["x_steps"]
             ig = ig * ig if hp["magnitude"] else ig
-            ig = jnp.where(jnp.tile(valid, b)[:, None, None, None], ig, 0.0)
-            return ig.reshape((b, per_step) + images.shape[1:]).sum(axis=1)
+            return ig.reshape((b, n) + images.shape[1:]).mean(axis=1)
+        return stream, done
 
-        if n_outer == 1:
-            return outer(0) / n
-        total = jax.lax.scan(lambda acc, o: (acc + outer(o), None),
-                             jnp.zeros(images.shape, jnp.float32), jnp.arange(n_outer))[0]
-        return total / n
-
-    def _xrai(self, variables, images, targets, segments, hp):
+    @staticmethod
+    def _xrai_stream(images, hp, segments=None, **_):
         if segments is None:
             raise ValueError("xrai needs segments: call the explainer outside jit, or pass "
                              "segments=saljax.saliency.xrai_segments(images)")
@@ -268,33 +280,34 @@ class Explainer:
         base = jnp.stack([jnp.broadcast_to(lo, images.shape),
                           jnp.broadcast_to(hi, images.shape)], axis=1)
         base = base.reshape((2 * b,) + images.shape[1:])
-        doubled = jnp.repeat(images, 2, axis=0)
-        ig = self._integrated(variables, doubled, base, jnp.repeat(targets, 2), hp["steps"])
-        attr = ig.reshape((b, 2) + images.shape[1:]).mean(axis=1).max(axis=-1)
-        atom_id, membership, sizes = (jnp.asarray(a) for a in segments)
-        return jax.vmap(lambda a, i, m, s: xr.greedy(a, i, m, s, hp["area_threshold"],
-                                                      hp["min_pixel_diff"]))(
-            attr, atom_id, membership, sizes)
+        stream, ig = _path_stream(jnp.repeat(images, 2, axis=0), base, hp["steps"],
+                                  image=lambda j: j // 2)
 
-    def _blur_ig(self, variables, images, targets, hp):
-        """PAIR's Blur IG: gradients along a path of increasing blur, weighted by d(blur)/d(sigma)."""
+        def done(sums):
+            attr = ig(sums).reshape((b, 2) + images.shape[1:]).mean(axis=1).max(axis=-1)
+            atom_id, membership, sizes = (jnp.asarray(a) for a in segments)
+            return jax.vmap(lambda a, i, m, s: xr.greedy(a, i, m, s, hp["area_threshold"],
+                                                          hp["min_pixel_diff"]))(
+                attr, atom_id, membership, sizes)
+        return stream, done
+
+    @staticmethod
+    def _blur_ig_stream(images, hp, **_):
+        """PAIR's Blur IG: gradients along a path of increasing blur, weighted by
+        d(blur)/d(sigma)."""
         steps, grad_step = hp["steps"], hp["grad_step"]
         sigmas = augment.blur_sigmas(hp["max_sigma"], steps, hp["sqrt"])
         cap = augment.max_radius(float(sigmas[-1]) + grad_step)
         sig = jnp.asarray(sigmas[:-1], jnp.float32)
         dsig = jnp.asarray(np.diff(sigmas), jnp.float32)
 
-        def blur(i, s):
-            return augment.gaussian_blur(images[i], s, cap)
-
         def weight(g, i, k):
             slope = augment.gaussian_blur_slope(images[i], sig[k], grad_step, cap)
-            return dsig[k] * slope * g
+            return (dsig[k] * slope * g)[None]
 
-        total = sum_over_passes(input_gradient(self.model, variables), targets, images.shape[0],
-                                steps, lambda i, k: blur(i, sig[k]), weight, images.shape[1:],
-                                self.max_batch)
-        return -total
+        stream = Stream(images.shape[0], steps,
+                        lambda i, k: augment.gaussian_blur(images[i], sig[k], cap), weight)
+        return stream, lambda sums: -sums[:, 0]
 
     def _occlusion(self, variables, images, targets, hp):
         b, h, w = images.shape[:3]
