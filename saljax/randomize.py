@@ -84,15 +84,20 @@ def _select(model, variables, random, chosen):
     return out
 
 
+def span(model, variables, key, start, stop, *, mode: str = "reinit", bn: str = "reinit"):
+    """Blocks ``start <= i < stop`` (in ``block_names`` order) re-drawn: both sweeps in one
+    function, so one compiled program serves every cascading and independent setting."""
+    random = randomized(model, variables, key, mode=mode, bn=bn)
+    start, stop = jnp.asarray(start), jnp.asarray(stop)
+    return _select(model, variables, random, lambda i: (i >= start) & (i < stop))
+
+
 def cascading(model, variables, key, level, *, mode: str = "reinit", bn: str = "reinit"):
     """The top ``level`` blocks re-drawn (0: trained model; ``len(block_names)``: all)."""
-    random = randomized(model, variables, key, mode=mode, bn=bn)
-    level = jnp.asarray(level)
-    return _select(model, variables, random, lambda i: i < level)
+    return span(model, variables, key, 0, level, mode=mode, bn=bn)
 
 
 def independent(model, variables, key, index, *, mode: str = "reinit", bn: str = "reinit"):
     """Only block ``index`` (in ``block_names`` order, 0 = logits) re-drawn."""
-    random = randomized(model, variables, key, mode=mode, bn=bn)
     index = jnp.asarray(index)
-    return _select(model, variables, random, lambda i: i == index)
+    return span(model, variables, key, index, index + 1, mode=mode, bn=bn)

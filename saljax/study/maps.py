@@ -8,11 +8,14 @@ setting's variables, written to ``maps/<model>/<setting>/<method>/chunk<NNN>.npz
 
 Settings: ``trained``, ``cascading_<k>`` (the top k named blocks re-drawn) and
 ``independent_<k>`` (block k alone). Randomized variables are computed in one jitted call per
-setting from the trained ones (``saljax.randomize``, a traced level: one compile per model kind);
+setting from the trained ones (``saljax.randomize.span``, traced block bounds: one compile per
+architecture serves every setting);
 the noise of the stochastic methods depends on the chunk, not on the model or setting, so maps
-differ only through the weights. The single-pass methods (Gradient, Guided Backprop, GradCAM,
-Guided GradCAM) run as one unit with ``make_many``: they share two model passes, and one
-compiled program instead of four.
+differ only through the weights. Methods run in two groups, each one unit and one compiled
+program (``make_many``): the single-pass methods (Gradient, Guided Backprop, GradCAM, Guided
+GradCAM) share two model passes; the multi-pass ones (SmoothGrad, IG, SmoothGrad-IG, XRAI) send
+all their passes through one chunked gradient program. Compiling is most of a small study's time
+on a CPU, and each group compiles its model's backward pass once.
 """
 from __future__ import annotations
 
@@ -84,16 +87,14 @@ class MapMaker:
         self.randomization = dict(randomization)
         self.target = target
         self.mesh = mesh
-        shared = [l for l, hp in methods.items() if hp.get("method", l) in SINGLE_PASS]
-        self.groups = ([tuple(shared)] if shared else []) + [
-            (l,) for l in methods if l not in shared]
+        single = tuple(l for l, hp in methods.items() if hp.get("method", l) in SINGLE_PASS)
+        multi = tuple(l for l in methods if l not in single)
+        self.groups = [g for g in (single, multi) if g]
         self._explain = {g: ss.make_many({l: methods[l] for l in g}, model, max_batch=max_batch,
                                          mesh=mesh) for g in self.groups}
         self._jitted = {g: jax.jit(self._gray_signed(e)) for g, e in self._explain.items()}
-        self._cascading = jax.jit(lambda v, k, level: randomize.cascading(
-            model, v, k, level, **self.randomization))
-        self._independent = jax.jit(lambda v, k, index: randomize.independent(
-            model, v, k, index, **self.randomization))
+        self._span = jax.jit(lambda v, k, start, stop: randomize.span(
+            model, v, k, start, stop, **self.randomization))
         self._setting_cache = (None, None)
 
     @staticmethod
@@ -111,10 +112,10 @@ class MapMaker:
             return self._setting_cache[1]
         if setting.kind == "trained":
             v = self.variables
-        elif setting.kind == "cascading":
-            v = self._cascading(self.variables, self.rand_key, setting.level)
-        else:
-            v = self._independent(self.variables, self.rand_key, setting.level)
+        elif setting.kind == "cascading":     # the top ``level`` blocks
+            v = self._span(self.variables, self.rand_key, 0, setting.level)
+        else:                                  # block ``level`` alone
+            v = self._span(self.variables, self.rand_key, setting.level, setting.level + 1)
         self._setting_cache = (setting.name, v)
         return v
 
