@@ -71,6 +71,18 @@ def replicate_mode(config) -> str:
     return mode
 
 
+@jax.jit
+def stack_trees(*trees):
+    """Trees of equal structure stacked leaf by leaf on a new leading axis, in one compiled
+    call (op by op, every distinct leaf shape would compile its own small program)."""
+    return jax.tree.map(lambda *a: jnp.stack(a), *trees)
+
+
+def replicate(tree, r: int):
+    """Replicate ``r`` of a stacked tree, as numpy arrays (sliced on the host)."""
+    return jax.tree.map(lambda a: np.asarray(a)[r], tree)
+
+
 def over_replicates(fn, mode: str, in_axes):
     """``fn`` applied to every replicate (leading axis of the arguments whose ``in_axes`` is 0):
     one jitted ``vmap`` call, or the same jitted single-replicate ``fn`` once per replicate."""
@@ -78,7 +90,7 @@ def over_replicates(fn, mode: str, in_axes):
         return jax.jit(jax.vmap(fn, in_axes=in_axes))
     single = jax.jit(fn)
     pick = jax.jit(lambda tree, r: jax.tree.map(lambda a: a[r], tree))
-    stack = jax.jit(lambda *trees: jax.tree.map(lambda *a: jnp.stack(a), *trees))
+    stack = stack_trees
 
     def looped(*args):
         n = next(jax.tree.leaves(a)[0].shape[0] for a, ax in zip(args, in_axes) if ax == 0)
@@ -124,7 +136,7 @@ def init_state(config, model, seed: int) -> State:
     else:
         variables = sm.init(model, key)
     params, stats = variables["params"], variables["batch_stats"]
-    return State(params, stats, _optimizer(config).init(params), params, stats,
+    return State(params, stats, jax.jit(_optimizer(config).init)(params), params, stats,
                  jnp.float32(-1.0), jnp.int32(-1))
 
 
@@ -186,10 +198,6 @@ def evaluate_auc(predict, params, stats, source, batch_size) -> np.ndarray:
     scores = np.concatenate(scores, axis=1)
     labels = np.concatenate(labels)
     return np.asarray(roc_auc(scores[:, None, :], labels[None, None, :]))
-
-
-def _stack(states):
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
 
 
 def _randomized_labels(source, seed: int) -> np.ndarray:
@@ -262,7 +270,7 @@ def train(config, workdir: str, *, mesh=None, splits=None, progress: bool = True
     manager = ocp.CheckpointManager(
         os.path.abspath(os.path.join(workdir, "checkpoints")),
         options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
-    state = _stack([init_state(config, model, s) for s in config.seeds])
+    state = stack_trees(*[init_state(config, model, s) for s in config.seeds])
     start = 0
     if manager.latest_step() is not None:
         start = manager.latest_step()
@@ -294,7 +302,8 @@ def train(config, workdir: str, *, mesh=None, splits=None, progress: bool = True
     return export_best(config, state, workdir)
 
 
-def _keep_best(state: State, aucs, epoch: int) -> State:
+@jax.jit
+def _keep_best(state: State, aucs, epoch) -> State:
     better = aucs > state.best_auc
 
     def pick(new, old):
@@ -312,9 +321,8 @@ def export_best(config, state: State, workdir: str) -> dict:
     out = {}
     for r, seed in enumerate(config.seeds):
         path = os.path.join(workdir, "models", f"{config.model}_seed{seed}")
-        variables = {"params": jax.tree.map(lambda a: np.asarray(a[r]), state.best_params),
-                     "batch_stats": jax.tree.map(lambda a: np.asarray(a[r]),
-                                                 state.best_batch_stats)}
+        variables = {"params": replicate(state.best_params, r),
+                     "batch_stats": replicate(state.best_batch_stats, r)}
         meta = {"seed": int(seed), "val_auc": float(state.best_auc[r]),
                 "epoch": int(state.best_epoch[r]),
                 "label_randomization": bool(config.label_randomization)}

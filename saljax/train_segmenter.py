@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 import saljax.models as sm
 from saljax import data as sd
 from saljax.models import checkpoint as model_checkpoint
-from saljax.train import over_replicates, replicate_mode
+from saljax.train import over_replicates, replicate, replicate_mode, stack_trees
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -49,9 +49,9 @@ def train_segmenters(config, splits, workdir: str, *, progress: bool = True) -> 
     datasets = [sd.training_batches(train_src, config.batch_size, seed=1000 + s,
                                     keys=("image", "mask")) for s in config.seeds]
     variables = [sm.init(model, jax.random.key(s)) for s in config.seeds]
-    params = jax.tree.map(lambda *x: jnp.stack(x), *[v["params"] for v in variables])
-    stats = jax.tree.map(lambda *x: jnp.stack(x), *[v["batch_stats"] for v in variables])
-    opt_state = jax.vmap(optimizer.init)(params)
+    params = stack_trees(*[v["params"] for v in variables])
+    stats = stack_trees(*[v["batch_stats"] for v in variables])
+    opt_state = jax.jit(jax.vmap(optimizer.init))(params)
 
     def one(params, stats, opt_state, images, masks):
         x = sd.to_model_input(images, config.scaling)
@@ -79,8 +79,7 @@ def train_segmenters(config, splits, workdir: str, *, progress: bool = True) -> 
     out = {}
     for r, seed in enumerate(config.seeds):
         path = os.path.join(workdir, "models", f"unet_seed{seed}")
-        v = {"params": jax.tree.map(lambda a: np.asarray(a[r]), params),
-             "batch_stats": jax.tree.map(lambda a: np.asarray(a[r]), stats)}
+        v = {"params": replicate(params, r), "batch_stats": replicate(stats, r)}
         model_checkpoint.save(path, v, name="unet", width=config.width, num_classes=1,
                               metadata={"seed": int(seed), "final_loss": float(loss[r])})
         out[int(seed)] = path

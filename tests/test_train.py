@@ -73,7 +73,7 @@ def test_a_replicate_under_vmap_takes_the_step_it_would_take_alone(tiny_data):
     c.replicates = "vmap"
     model = train._model(c)
     batch = train._ReplicateBatches(c, sd.open_splits(tiny_data)["train"])[0]
-    both = train._stack([train.init_state(c, model, s) for s in c.seeds])
+    both = train.stack_trees(*[train.init_state(c, model, s) for s in c.seeds])
     alone = jax.tree.map(lambda a: a[1:], both)
     keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(s), 0))(jnp.asarray(c.seeds))
     step = train.make_train_step(c, model)
