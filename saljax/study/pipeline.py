@@ -37,8 +37,8 @@ from saljax.metrics import average_mask
 from saljax.models import checkpoint as model_checkpoint
 from saljax.parallel import data_mesh, initialize_distributed
 from saljax.study import agreement, randomization, statistics, utility
-from saljax.study.maps import MapMaker, load_maps, settings, unit_path
-from saljax.study.runner import guard_config, run_units, write_npz
+from saljax.study.maps import MapMaker, Setting, load_maps, settings, unit_path
+from saljax.study.runner import concurrently, guard_config, run_units, write_npz
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -52,6 +52,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.synthetic = ml_collections.ConfigDict(dict(
         seed=0, counts=(("train", 1000), ("val", 200), ("test", 200)), marker="random"))
     c.train = train_lib.default_config()   # model, width, seeds and data_path are set per model
+    # each: name, width, seeds; optional "paths" (trained model dirs to load instead of
+    # training) and "train" (overrides of c.train for this architecture, e.g. {"epochs": 3})
     c.models = [{"name": "inception_v3", "width": 1.0, "seeds": (0, 1, 2)},
                 {"name": "densenet121", "width": 1.0, "seeds": (0,)}]
     c.segmentation = train_segmenter.default_config()
@@ -66,8 +68,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.cascading_levels = -1          # -1: every named block; k > 0: k levels evenly spread
     c.independent_blocks = -1        # -1: every block; 0: none; k > 0: k blocks evenly spread
     c.randomization = ml_collections.ConfigDict(dict(mode="reinit", bn="reinit"))
-    # The randomization sweep runs on the first model's architecture (the study's InceptionV3);
-    # other architectures get the trained and the fully randomized model (utility) unless True.
+    # As in the study, utility and the randomization sweep run on the first model's architecture
+    # (InceptionV3); other architectures contribute the trained model's maps of the evaluation
+    # images to reproducibility, unless True (every criterion for every architecture).
     c.randomize_every_architecture = False
     # SSIM on grayscale maps in [0, 1]: data_range 1. The study's code passed float maps to
     # skimage without data_range, which then assumed 2 (the float range [-1, 1]); set 2.0 to
@@ -87,6 +90,12 @@ def _spread(n: int, k: int, start: int) -> list[int] | None:
     if k == 0:
         return []
     return sorted({int(round(v)) for v in np.linspace(start, start + n - 1, min(k, n))})
+
+
+def _full_protocol(config, model: dict, models: list[dict]) -> bool:
+    """Whether ``model`` gets utility and the randomization sweep (see
+    ``randomize_every_architecture``), or only its trained maps for reproducibility."""
+    return model["arch"] == models[0]["arch"] or bool(config.randomize_every_architecture)
 
 
 def _methods(config, arch: str | None = None) -> dict:
@@ -157,8 +166,13 @@ def training_masks(splits) -> np.ndarray:
 
 
 def prepare_models(config, data_path, workdir, progress=True, mesh=None) -> list[dict]:
-    """Train (or resume, or load) every replicate classifier: ``[{id, arch, path, val_auc}]``."""
-    models = []
+    """Train (or resume, or load) every replicate classifier: ``[{id, arch, path, val_auc}]``.
+    Architectures that need training train concurrently (``runner.concurrently``)."""
+    names = [spec["name"] for spec in config.models]
+    if len(set(names)) != len(names):
+        raise ValueError(f"models lists an architecture twice ({names}): give one entry per "
+                         "architecture with all its seeds")
+    models, trainings = [], []
     for spec in config.models:
         name, width, seeds = spec["name"], float(spec.get("width", 1.0)), tuple(spec["seeds"])
         paths = spec.get("paths")
@@ -175,13 +189,22 @@ def prepare_models(config, data_path, workdir, progress=True, mesh=None) -> list
         out_dirs = [os.path.join(tdir, "models", f"{name}_seed{s}") for s in seeds]
         if not all(os.path.exists(os.path.join(p, "model.json")) for p in out_dirs):
             tc = ml_collections.ConfigDict(config.train.to_dict())
+            overrides = dict(spec.get("train", {}))   # per architecture (e.g. epochs)
+            unknown = set(overrides) - set(tc)
+            if unknown:
+                raise ValueError(f"models entry {name}: unknown train setting(s) "
+                                 f"{', '.join(sorted(unknown))}")
+            tc.update(overrides)
             tc.model, tc.width, tc.seeds, tc.data_path = name, width, seeds, data_path
             _log(progress, f"training {len(seeds)} x {name} (width {width:g})")
-            train_lib.train(tc, tdir, progress=progress, mesh=mesh)
+            trainings.append(lambda tc=tc, tdir=tdir: train_lib.train(tc, tdir, progress=progress,
+                                                                     mesh=mesh))
         for s, p in zip(seeds, out_dirs):
-            meta = model_checkpoint.describe(p)
-            models.append({"id": f"{name}_seed{s}", "arch": name, "path": p,
-                           "val_auc": meta["metadata"].get("val_auc")})
+            models.append({"id": f"{name}_seed{s}", "arch": name, "path": p})
+    concurrently(trainings)
+    for m in models:
+        if "val_auc" not in m:
+            m["val_auc"] = model_checkpoint.describe(m["path"])["metadata"].get("val_auc")
     ids = [m["id"] for m in models]
     if len(set(ids)) != len(ids):
         raise ValueError(f"two models share an id: {ids}")
@@ -200,35 +223,51 @@ def prepare_segmenters(config, splits, workdir, progress=True) -> list[str]:
     return paths
 
 
-def compute_maps(config, models, images, workdir, progress=True, share=(0, 1), mesh=None):
-    """Run this process's share of the map units (every ``share[1]``-th, from ``share[0]``);
-    returns ``({model_id: [Setting]}, every unit's path)``."""
+def _padded_images(config, images) -> np.ndarray:
+    """The study images padded (repeating the last) to a whole number of chunks."""
+    n, chunk = len(images["ids"]), config.chunk
+    padded = -(-n // chunk) * chunk
+    a = images["images"]
+    return np.concatenate([a, np.repeat(a[-1:], padded - n, 0)]) if n < padded else a
+
+
+def xrai_segments(config, images, progress=True) -> dict:
+    """``{chunk: Segments}`` of the study images when XRAI is among the methods (host work,
+    once per image, shared by every model and setting), else ``{}``."""
+    if not any(hp.get("method", m) == "xrai" for m, hp in _methods(config).items()):
+        return {}
+    imgs, chunk, segments = _padded_images(config, images), config.chunk, {}
+    for c in tqdm(range(len(imgs) // chunk), desc="xrai segments", disable=not progress,
+                  mininterval=2.0):
+        segments[c] = ss.xrai_segments(np.asarray(sd.to_model_input(
+            imgs[c * chunk:(c + 1) * chunk])))
+    # one padded shape for every chunk: one compiled XRAI program, not one per chunk
+    k = max(seg.membership.shape[1] for seg in segments.values())
+    a = max(seg.membership.shape[2] for seg in segments.values())
+    return {c: ss.xrai.pad_segments(seg, k, a) for c, seg in segments.items()}
+
+
+def compute_maps(config, models, images, workdir, progress=True, share=(0, 1), mesh=None,
+                 segments=None):
+    """Run this process's share of the map units (every ``share[1]``-th, from ``share[0]``),
+    one thread per architecture; returns ``({model_id: [Setting]}, every unit's path)``."""
     methods = _methods(config)
     n_util, n_eval = len(images["ids"]), min(config.eval_images, len(images["ids"]))
     chunk = config.chunk
-    padded = -(-n_util // chunk) * chunk
-    pad = lambda a: np.concatenate([a, np.repeat(a[-1:], padded - len(a), 0)]) if len(a) < padded else a
-    imgs = pad(images["images"])
-    segments = {}
-    if any(hp.get("method", m) == "xrai" for m, hp in methods.items()):
-        for c in tqdm(range(padded // chunk), desc="xrai segments", disable=not progress,
-                      mininterval=2.0):
-            x = np.asarray(sd.to_model_input(imgs[c * chunk:(c + 1) * chunk]))
-            segments[c] = ss.xrai_segments(x)
-        # one padded shape for every chunk: one compiled XRAI program, not one per chunk
-        k = max(seg.membership.shape[1] for seg in segments.values())
-        a = max(seg.membership.shape[2] for seg in segments.values())
-        segments = {c: ss.xrai.pad_segments(seg, k, a) for c, seg in segments.items()}
+    imgs = _padded_images(config, images)
+    if segments is None:
+        segments = xrai_segments(config, images, progress)
     base = jax.random.key(config.seed)
     out, all_paths, k = {}, [], 0
+    per_arch: dict[str, list] = {}   # architectures run concurrently, their models in turn
     for mi, m in enumerate(models):
         model, variables, _ = model_checkpoint.load(m["path"])
         names = sm.block_names(model)
-        if m["arch"] == models[0]["arch"] or config.randomize_every_architecture:
+        if _full_protocol(config, m, models):
             sets = settings(len(names), _spread(len(names), config.cascading_levels, 1),
                             _spread(len(names), config.independent_blocks, 0), n_eval, n_util)
-        else:   # as the study: the sweep on the primary architecture; here trained + fully random
-            sets = settings(len(names), [len(names)], [], n_eval, n_util)
+        else:   # reproducibility only: the trained model on the evaluation images
+            sets = [Setting("trained", "trained", 0, n_eval)]
         out[m["id"]] = sets
         maker = MapMaker(model, variables, _methods(config, m["arch"]),
                          key=jax.random.fold_in(base, mi),
@@ -246,7 +285,9 @@ def compute_maps(config, models, images, workdir, progress=True, share=(0, 1), m
                         continue
                     units.append((paths, lambda st=st, group=group, c=c: maker.unit(
                         st, group, c, imgs[c * chunk:(c + 1) * chunk], segments.get(c))))
-        run_units(units, f"maps {m['id']}", progress)
+        per_arch.setdefault(m["arch"], []).append((units, f"maps {m['id']}"))
+    concurrently([lambda jobs=jobs: [run_units(u, desc, progress) for u, desc in jobs]
+                  for jobs in per_arch.values()])
     return out, all_paths
 
 
@@ -260,8 +301,9 @@ def compute_results(config, models, model_settings, images, train_masks, segment
     chunk = config.chunk
     gray = lambda mid, st, meth, n, which="gray": load_maps(workdir, mid, st, meth, n, chunk,
                                                             which)
+    full = [m for m in models if _full_protocol(config, m, models)]
     last = {m["id"]: [s for s in model_settings[m["id"]] if s.kind == "cascading"][-1].name
-            for m in models}
+            for m in full}
 
     # --- segmentation baseline maps
     seg_maps = []
@@ -273,7 +315,7 @@ def compute_results(config, models, model_settings, images, train_masks, segment
 
     # --- utility
     util_rows = []
-    for m in tqdm(models, desc="utility", disable=not progress, mininterval=2.0):
+    for m in tqdm(full, desc="utility", disable=not progress, mininterval=2.0):
         for meth in methods:
             for state, st in (("trained", "trained"), ("randomized", last[m["id"]])):
                 util_rows += utility.rows(meth, m["id"], state, ids,
@@ -289,8 +331,8 @@ def compute_results(config, models, model_settings, images, train_masks, segment
 
     # --- randomization
     rand_rows, line_rows = [], []
-    pass_lines = {meth: [] for meth in methods}
-    for mi, m in enumerate(tqdm(models, desc="randomization", disable=not progress,
+    pass_lines = {meth: {} for meth in methods}   # method -> model id -> line
+    for mi, m in enumerate(tqdm(full, desc="randomization", disable=not progress,
                                 mininterval=2.0)):
         for meth in methods:
             g0 = gray(m["id"], "trained", meth, n_eval)
@@ -298,7 +340,7 @@ def compute_results(config, models, model_settings, images, train_masks, segment
             line = randomization.pass_line(
                 g0, jax.random.fold_in(jax.random.key(config.seed + 1), mi), config.random_pairs,
                 ssim_kw)
-            pass_lines[meth].append(line)
+            pass_lines[meth][m["id"]] = line
             line_rows.append({"method": meth, "model": m["id"], "pass_line": line})
             for st in [s for s in model_settings[m["id"]]]:
                 g = gray(m["id"], st.name, meth, n_eval)
@@ -368,8 +410,9 @@ def _summary_values(config, models, model_settings, methods, util_rows, rand_row
     out = {"study": {"dataset": config.dataset, "size": config.size, "images_utility": n_util,
                      "images_eval": n_eval, "primary_architecture": primary,
                      "models": models,
-                     "verdict_rule": "pass when the mean SSIM of the fully randomized cascading "
-                                     "level is below the random-pair pass line"},
+                     "verdict_rule": "pass when the mean SSIM of a cascading randomization level "
+                                     "falls below the random-pair pass line (the study's "
+                                     "'reaches degradation')"},
            "baselines": {"utility": {k: {c: statistics.summarize(v[c], **boot)
                                          for c in utility.COLUMNS}
                                      for k, v in base_util.items()},
@@ -413,8 +456,7 @@ def _summary_values(config, models, model_settings, methods, util_rows, rand_row
         indep_curve = [float(np.nanmean([r["ssim"] for r in rand_rows if r["method"] == meth
                                          and r["arch"] == primary and r["kind"] == "independent"
                                          and r["level"] == s.level])) for s in indep]
-        line = float(np.mean([pass_lines[meth][i] for i, m in enumerate(models)
-                              if m["arch"] == primary]))
+        line = float(np.mean([pass_lines[meth][m["id"]] for m in prim_models]))
         final, _ = _per_image([r for r in rand_rows if r["arch"] == primary], "ssim",
                               method=meth, kind="cascading", level=levels[-1])
         below = [lvl for lvl, c in zip(levels, curve) if c < line]
@@ -425,8 +467,9 @@ def _summary_values(config, models, model_settings, methods, util_rows, rand_row
             "cascading_spearman_mean": spear, "cascading_spearman_abs_mean": spear_abs,
             "independent_blocks": [names[s.level] for s in indep],
             "independent_ssim_mean": indep_curve,
-            "pass_line": line, "verdict": randomization.verdict(curve[-1], line),
+            "pass_line": line, "verdict": randomization.verdict(curve[1:], line),
             "first_level_below_pass_line": below[0] if below else None,
+            "final_level_below_pass_line": bool(curve[-1] < line),
             "final_level_ssim": statistics.summarize(final, **boot),
             "wilcoxon_final_vs_pass_line": statistics.wilcoxon(final, line)}
         for crit in ("repeatability", "reproducibility"):
@@ -484,8 +527,11 @@ def run(config, workdir: str, *, progress: bool = True) -> dict | None:
         data_path = config.data_path or None
     if rank == 0:
         splits = sd.open_splits(data_path)
-        models = prepare_models(config, data_path, workdir, progress, mesh=local)
-        segmenters = prepare_segmenters(config, splits, workdir, progress)
+        # classifiers and U-Nets are independent: they train concurrently. (XRAI's segments
+        # are not computed alongside: scikit-image holds the GIL and slows the training loops.)
+        models, segmenters = concurrently([
+            lambda: prepare_models(config, data_path, workdir, progress, mesh=local),
+            lambda: prepare_segmenters(config, splits, workdir, progress)])
         _write_json(os.path.join(workdir, "models.json"),
                     {"data_path": data_path, "models": models, "segmenters": segmenters})
     else:

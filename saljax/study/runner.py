@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -67,3 +68,24 @@ def run_units(units: Iterable[tuple[dict, Callable[[], dict]]], desc: str,
         bar.update(1)
     bar.close()
     return len(todo)
+
+
+def concurrently(calls: Sequence[Callable[[], object]]) -> list:
+    """Run ``calls`` in threads and return their results in order (the first error re-raised
+    once all have finished).
+
+    Independent stages (e.g. two architectures' training, or their maps) overlap this way: XLA
+    compiles a program on one thread and a small model's step rarely keeps every core busy, so on
+    a CPU one stage's compiling and idle time is another's compute. Results do not depend on it:
+    each call is deterministic on its own inputs.
+    """
+    calls = list(calls)
+    if len(calls) <= 1:
+        return [c() for c in calls]
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        futures = [pool.submit(c) for c in calls]
+        errors = [f.exception() for f in futures]
+    for e in errors:
+        if e is not None:
+            raise e
+    return [f.result() for f in futures]
