@@ -250,7 +250,8 @@ class Explainer:
     def _smoothgrad_ig_stream(images, hp, key, offset=0, **_):
         """SmoothGrad around IG: items are (image, noise sample) pairs, each item the IG of one
         noisy copy (the path ends at the noisy image); the map is the mean of their squares
-        (``magnitude``) or of the maps over the samples."""
+        (``magnitude``) or of the maps over the samples. Its accumulator holds B x nsamples
+        images (0.5 GB for 16 images x 25 samples at 320 x 320): bound B for more samples."""
         b, n = images.shape[0], hp["nsamples"]
         scale = augment.noise_scale(images, hp["stdev_spread"])
         base = augment.baseline_array(hp["baseline"], images)

@@ -247,16 +247,13 @@ def xrai_segments(config, images, progress=True) -> dict:
     return {c: ss.xrai.pad_segments(seg, k, a) for c, seg in segments.items()}
 
 
-def compute_maps(config, models, images, workdir, progress=True, share=(0, 1), mesh=None,
-                 segments=None):
+def compute_maps(config, models, images, workdir, progress=True, share=(0, 1), mesh=None):
     """Run this process's share of the map units (every ``share[1]``-th, from ``share[0]``),
     one thread per architecture; returns ``({model_id: [Setting]}, every unit's path)``."""
-    methods = _methods(config)
     n_util, n_eval = len(images["ids"]), min(config.eval_images, len(images["ids"]))
     chunk = config.chunk
     imgs = _padded_images(config, images)
-    if segments is None:
-        segments = xrai_segments(config, images, progress)
+    segments = xrai_segments(config, images, progress)
     base = jax.random.key(config.seed)
     out, all_paths, k = {}, [], 0
     per_arch: dict[str, list] = {}   # architectures run concurrently, their models in turn
@@ -283,7 +280,7 @@ def compute_maps(config, models, images, workdir, progress=True, share=(0, 1), m
                     k += 1
                     if (k - 1) % share[1] != share[0]:
                         continue
-                    units.append((paths, lambda st=st, group=group, c=c: maker.unit(
+                    units.append((paths, lambda st=st, group=group, c=c, maker=maker: maker.unit(
                         st, group, c, imgs[c * chunk:(c + 1) * chunk], segments.get(c))))
         per_arch.setdefault(m["arch"], []).append((units, f"maps {m['id']}"))
     concurrently([lambda jobs=jobs: [run_units(u, desc, progress) for u, desc in jobs]
