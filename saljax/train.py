@@ -71,16 +71,38 @@ def replicate_mode(config) -> str:
     return mode
 
 
+def _host_side() -> bool:
+    """Whether arrays live in host memory on one device (the usual CPU backend), where numpy
+    reads and stacks them in place; with several devices, arrays keep their shardings."""
+    return jax.default_backend() == "cpu" and jax.local_device_count() == 1
+
+
 @jax.jit
-def stack_trees(*trees):
-    """Trees of equal structure stacked leaf by leaf on a new leading axis, in one compiled
-    call (op by op, every distinct leaf shape would compile its own small program)."""
+def _stack_compiled(*trees):
     return jax.tree.map(lambda *a: jnp.stack(a), *trees)
 
 
+def stack_trees(*trees):
+    """Trees of equal structure stacked leaf by leaf on a new leading axis. On one CPU device
+    numpy stacks them (nothing to compile); elsewhere one jitted call does (op by op, every
+    distinct leaf shape would compile its own small program)."""
+    if _host_side():
+        return jax.tree.map(lambda *a: jnp.asarray(np.stack([np.asarray(x) for x in a])),
+                            *trees)
+    return _stack_compiled(*trees)
+
+
+def _host_slice(a, r: int):
+    if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):   # typed keys: slice their data
+        return jax.random.wrap_key_data(np.asarray(jax.random.key_data(a))[r],
+                                        impl=jax.random.key_impl(a))
+    return np.asarray(a)[r]
+
+
 def replicate(tree, r: int):
-    """Replicate ``r`` of a stacked tree, as numpy arrays (sliced on the host)."""
-    return jax.tree.map(lambda a: np.asarray(a)[r], tree)
+    """Replicate ``r`` of a stacked tree, sliced on the host (numpy arrays; typed PRNG keys stay
+    keys)."""
+    return jax.tree.map(lambda a: _host_slice(a, r), tree)
 
 
 def over_replicates(fn, mode: str, in_axes):
@@ -89,7 +111,8 @@ def over_replicates(fn, mode: str, in_axes):
     if mode == "vmap":
         return jax.jit(jax.vmap(fn, in_axes=in_axes))
     single = jax.jit(fn)
-    pick = jax.jit(lambda tree, r: jax.tree.map(lambda a: a[r], tree))
+    pick = replicate if _host_side() else jax.jit(
+        lambda tree, r: jax.tree.map(lambda a: a[r], tree))
     stack = stack_trees
 
     def looped(*args):
