@@ -26,8 +26,8 @@ def get_config():
     c.segmentation.update(dict(width=0.5, seeds=(0, 1), epochs=1))
     c.hparams.update({
         "smoothgrad": dict(nsamples=6),
-        "smoothgrad_ig": dict(nsamples=2, x_steps=4),
-        "xrai": dict(steps=6),
+        "smoothgrad_ig": dict(nsamples=2, x_steps=3),
+        "xrai": dict(steps=4),
     })
     # At 96 px InceptionV3's mixed8-10 are 1 x 1 (a GradCAM there is one number): use mixed7
     # (4 x 4). DenseNet121's last block (conv5) is 3 x 3 here.
@@ -36,7 +36,7 @@ def get_config():
     c.eval_images = 16
     c.utility_images = 32
     c.chunk = 16
-    # A unit's passes (16 images x 36 passes of the multi-pass methods) in one chunk: XLA's CPU
+    # A unit's passes (16 images x 30 passes of the multi-pass methods) in one chunk: XLA's CPU
     # backend runs convolutions inside a loop on one thread (jax-ml/jax#12868), which halves
     # the speed of a chunked unit on 2 cores. About 2 GB of memory at this size.
     c.max_batch = 576

@@ -75,9 +75,10 @@ def example(seed: int, index: int, config: SyntheticConfig = SyntheticConfig()) 
     mediastinum = np.exp(-((xx - 0.5) / 0.09) ** 2 - ((yy - 0.6) / 0.25) ** 2)
     ribs = np.zeros_like(yy)
     phase = rng.uniform(0, 2 * np.pi)
+    row, col = yy[:, :1], xx[:1, :]   # yy varies along rows only, xx along columns only
     for k in range(9):
-        centre = 0.22 + 0.07 * k + 0.05 * np.abs(xx - 0.5) ** 1.5 * 4
-        ribs += np.exp(-((yy - centre) / 0.012) ** 2) * (0.8 + 0.2 * np.sin(8 * xx + phase))
+        centre = 0.22 + 0.07 * k + 0.05 * np.abs(col - 0.5) ** 1.5 * 4
+        ribs += np.exp(-((row - centre) / 0.012) ** 2) * (0.8 + 0.2 * np.sin(8 * col + phase))
     image = (0.15 + 0.55 * body - 0.35 * lung + 0.25 * spine + 0.2 * mediastinum
              + 0.12 * ribs * lung)
     image += 0.05 * _smooth_noise(rng, s, s / 16) * body + 0.03 * _smooth_noise(rng, s, s / 64)

@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
 import os
+import threading
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 
 import jax
 import ml_collections
@@ -37,7 +40,8 @@ from saljax.metrics import average_mask
 from saljax.models import checkpoint as model_checkpoint
 from saljax.parallel import data_mesh, initialize_distributed
 from saljax.study import agreement, randomization, statistics, utility
-from saljax.study.maps import MapMaker, Setting, load_maps, settings, unit_path
+from saljax.study.maps import (MapMaker, Setting, load_maps, method_groups, settings,
+                                unit_path)
 from saljax.study.runner import concurrently, guard_config, run_units, write_npz
 
 
@@ -165,14 +169,14 @@ def training_masks(splits) -> np.ndarray:
     return np.concatenate(masks).astype(bool)
 
 
-def prepare_models(config, data_path, workdir, progress=True, mesh=None) -> list[dict]:
-    """Train (or resume, or load) every replicate classifier: ``[{id, arch, path, val_auc}]``.
-    Architectures that need training train concurrently (``runner.concurrently``)."""
+def plan_models(config, data_path, workdir, progress=True, mesh=None):
+    """Every replicate classifier, ``[{id, arch, path}]``, and ``{arch: call}`` training the
+    architectures not trained yet (``saljax.train``, orbax resume); loaded ones have no call."""
     names = [spec["name"] for spec in config.models]
     if len(set(names)) != len(names):
         raise ValueError(f"models lists an architecture twice ({names}): give one entry per "
                          "architecture with all its seeds")
-    models, trainings = [], []
+    models, trainings = [], {}
     for spec in config.models:
         name, width, seeds = spec["name"], float(spec.get("width", 1.0)), tuple(spec["seeds"])
         paths = spec.get("paths")
@@ -196,31 +200,37 @@ def prepare_models(config, data_path, workdir, progress=True, mesh=None) -> list
                                  f"{', '.join(sorted(unknown))}")
             tc.update(overrides)
             tc.model, tc.width, tc.seeds, tc.data_path = name, width, seeds, data_path
-            _log(progress, f"training {len(seeds)} x {name} (width {width:g})")
-            trainings.append(lambda tc=tc, tdir=tdir: train_lib.train(tc, tdir, progress=progress,
-                                                                     mesh=mesh))
+
+            def training(tc=tc, tdir=tdir, name=name, width=width, n=len(seeds)):
+                _log(progress, f"training {n} x {name} (width {width:g})")
+                train_lib.train(tc, tdir, progress=progress, mesh=mesh)
+            trainings[name] = training
         for s, p in zip(seeds, out_dirs):
             models.append({"id": f"{name}_seed{s}", "arch": name, "path": p})
-    concurrently(trainings)
-    for m in models:
-        if "val_auc" not in m:
-            m["val_auc"] = model_checkpoint.describe(m["path"])["metadata"].get("val_auc")
     ids = [m["id"] for m in models]
     if len(set(ids)) != len(ids):
         raise ValueError(f"two models share an id: {ids}")
-    return models
+    return models, trainings
 
 
-def prepare_segmenters(config, splits, workdir, progress=True) -> list[str]:
+def with_val_auc(models: list[dict]) -> list[dict]:
+    """``models`` with each trained model's validation AUC (from its saved metadata)."""
+    return [m if "val_auc" in m else
+            {**m, "val_auc": model_checkpoint.describe(m["path"])["metadata"].get("val_auc")}
+            for m in models]
+
+
+def plan_segmenters(config, splits, workdir, progress=True):
+    """The replicate segmentation U-Nets' paths and a call training them (None when trained)."""
     seeds = tuple(config.segmentation.seeds)
-    if not seeds:
-        return []
     paths = [os.path.join(workdir, "models", f"unet_seed{s}") for s in seeds]
-    if not all(os.path.exists(os.path.join(p, "model.json")) for p in paths):
+    if all(os.path.exists(os.path.join(p, "model.json")) for p in paths):
+        return paths, None
+
+    def training():
         _log(progress, f"training {len(seeds)} segmentation U-Nets")
-        train_segmenter.train_segmenters(config.segmentation, splits, workdir,
-                                         progress=progress)
-    return paths
+        train_segmenter.train_segmenters(config.segmentation, splits, workdir, progress=progress)
+    return paths, training
 
 
 def _padded_images(config, images) -> np.ndarray:
@@ -231,61 +241,83 @@ def _padded_images(config, images) -> np.ndarray:
     return np.concatenate([a, np.repeat(a[-1:], padded - n, 0)]) if n < padded else a
 
 
-def xrai_segments(config, images, progress=True) -> dict:
-    """``{chunk: Segments}`` of the study images when XRAI is among the methods (host work,
-    once per image, shared by every model and setting), else ``{}``."""
+def start_xrai_segments(config, images, progress=True):
+    """Start the XRAI segments of the study images in a worker process (host work, once per
+    image, shared by every model and setting; a process, because scikit-image holds the GIL and
+    would slow the training threads). Returns a call that waits for them: ``{chunk: Segments}``
+    padded to one shape (one compiled XRAI program), or ``{}`` when XRAI is not studied."""
     if not any(hp.get("method", m) == "xrai" for m, hp in _methods(config).items()):
-        return {}
-    imgs, chunk, segments = _padded_images(config, images), config.chunk, {}
-    for c in tqdm(range(len(imgs) // chunk), desc="xrai segments", disable=not progress,
-                  mininterval=2.0):
-        segments[c] = ss.xrai_segments(np.asarray(sd.to_model_input(
-            imgs[c * chunk:(c + 1) * chunk])))
-    # one padded shape for every chunk: one compiled XRAI program, not one per chunk
-    k = max(seg.membership.shape[1] for seg in segments.values())
-    a = max(seg.membership.shape[2] for seg in segments.values())
-    return {c: ss.xrai.pad_segments(seg, k, a) for c, seg in segments.items()}
+        return lambda: {}
+    imgs, chunk = _padded_images(config, images), config.chunk
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    futures = [pool.submit(ss.xrai_segments,
+                           np.asarray(sd.to_model_input(imgs[c * chunk:(c + 1) * chunk])))
+               for c in range(len(imgs) // chunk)]
+    pool.shutdown(wait=False)   # the submitted chunks still run; the worker then exits
+    lock, done = threading.Lock(), {}
+
+    def result() -> dict:
+        with lock:
+            if not done:
+                segments = {c: f.result() for c, f in tqdm(
+                    enumerate(futures), total=len(futures), desc="xrai segments",
+                    disable=not progress, mininterval=2.0)}
+                k = max(seg.membership.shape[1] for seg in segments.values())
+                a = max(seg.membership.shape[2] for seg in segments.values())
+                done.update({c: ss.xrai.pad_segments(seg, k, a) for c, seg in segments.items()})
+            return done
+    return result
 
 
-def compute_maps(config, models, images, workdir, progress=True, share=(0, 1), mesh=None):
-    """Run this process's share of the map units (every ``share[1]``-th, from ``share[0]``),
-    one thread per architecture; returns ``({model_id: [Setting]}, every unit's path)``."""
+def plan_maps(config, models, images, workdir, segments, progress=True, share=(0, 1),
+              mesh=None):
+    """This process's share of the map units (every ``share[1]``-th, from ``share[0]``).
+
+    Returns ``({model_id: [Setting]}, every unit's path, {arch: call})``: each call computes
+    the missing units of one architecture's models in turn (loading each model when it starts),
+    so an architecture's maps can start as soon as its training ends. ``segments`` is
+    :func:`start_xrai_segments`'s call."""
     n_util, n_eval = len(images["ids"]), min(config.eval_images, len(images["ids"]))
     chunk = config.chunk
     imgs = _padded_images(config, images)
-    segments = xrai_segments(config, images, progress)
     base = jax.random.key(config.seed)
     out, all_paths, k = {}, [], 0
-    per_arch: dict[str, list] = {}   # architectures run concurrently, their models in turn
+    per_arch: dict[str, list] = {}
     for mi, m in enumerate(models):
-        model, variables, _ = model_checkpoint.load(m["path"])
-        names = sm.block_names(model)
+        names = sm.block_names(sm.create(m["arch"]))
         if _full_protocol(config, m, models):
             sets = settings(len(names), _spread(len(names), config.cascading_levels, 1),
                             _spread(len(names), config.independent_blocks, 0), n_eval, n_util)
         else:   # reproducibility only: the trained model on the evaluation images
             sets = [Setting("trained", "trained", 0, n_eval)]
         out[m["id"]] = sets
-        maker = MapMaker(model, variables, _methods(config, m["arch"]),
-                         key=jax.random.fold_in(base, mi),
-                         max_batch=config.max_batch, randomization=config.randomization,
-                         target=config.target, mesh=mesh)
-        units = []
+        methods = _methods(config, m["arch"])
+        mine = []
         for st in sets:
-            for group in maker.groups:
+            for group in method_groups(methods):
                 for c in range(-(-st.images // chunk)):
                     paths = {label: unit_path(workdir, m["id"], st.name, label, c)
                              for label in group}
                     all_paths += list(paths.values())
                     k += 1
-                    if (k - 1) % share[1] != share[0]:
-                        continue
-                    units.append((paths, lambda st=st, group=group, c=c, maker=maker: maker.unit(
-                        st, group, c, imgs[c * chunk:(c + 1) * chunk], segments.get(c))))
-        per_arch.setdefault(m["arch"], []).append((units, f"maps {m['id']}"))
-    concurrently([lambda jobs=jobs: [run_units(u, desc, progress) for u, desc in jobs]
-                  for jobs in per_arch.values()])
-    return out, all_paths
+                    if (k - 1) % share[1] == share[0]:
+                        mine.append((paths, st, group, c))
+        per_arch.setdefault(m["arch"], []).append((mi, m, methods, mine))
+
+    def run_model(mi, m, methods, mine):
+        if all(os.path.exists(p) for paths, *_ in mine for p in paths.values()):
+            return
+        model, variables, _ = model_checkpoint.load(m["path"])
+        maker = MapMaker(model, variables, methods, key=jax.random.fold_in(base, mi),
+                         max_batch=config.max_batch, randomization=config.randomization,
+                         target=config.target, mesh=mesh)
+        run_units([(paths, lambda st=st, group=group, c=c: maker.unit(
+            st, group, c, imgs[c * chunk:(c + 1) * chunk], segments().get(c)))
+            for paths, st, group, c in mine], f"maps {m['id']}", progress)
+
+    jobs = {arch: (lambda entries=entries: [run_model(*e) for e in entries])
+            for arch, entries in per_arch.items()}
+    return out, all_paths, jobs
 
 
 # ---------------------------------------------------------------------------------- results
@@ -339,14 +371,18 @@ def compute_results(config, models, model_settings, images, train_masks, segment
                 ssim_kw)
             pass_lines[meth][m["id"]] = line
             line_rows.append({"method": meth, "model": m["id"], "pass_line": line})
-            for st in [s for s in model_settings[m["id"]]]:
-                g = gray(m["id"], st.name, meth, n_eval)
-                s = gray(m["id"], st.name, meth, n_eval, "signed")
-                sim = randomization.similarity(g, g0, s, s0, ssim_kw)
+            sets = model_settings[m["id"]]   # every setting's maps against the trained ones,
+            sim = randomization.similarity(  # in as few calls as memory allows
+                np.concatenate([gray(m["id"], st.name, meth, n_eval) for st in sets]),
+                np.concatenate([g0] * len(sets)),
+                np.concatenate([gray(m["id"], st.name, meth, n_eval, "signed") for st in sets]),
+                np.concatenate([s0] * len(sets)), ssim_kw)
+            for i, st in enumerate(sets):
                 for j in range(n_eval):
                     rand_rows.append({"method": meth, "model": m["id"], "arch": m["arch"],
                                       "kind": st.kind, "level": st.level, "setting": st.name,
-                                      "image": ids[j], **{k: float(v[j]) for k, v in sim.items()}})
+                                      "image": ids[j],
+                                      **{k: float(v[i * n_eval + j]) for k, v in sim.items()}})
     _write_csv(os.path.join(workdir, "randomization.csv"), rand_rows)
     _write_csv(os.path.join(workdir, "pass_lines.csv"), line_rows)
 
@@ -506,10 +542,12 @@ def _wait_for(paths, what: str, timeout_s: float = 7 * 24 * 3600) -> None:
 def run(config, workdir: str, *, progress: bool = True) -> dict | None:
     """Run (or resume) the study of ``config`` in ``workdir``; returns the summary.
 
-    Several processes (``jax.distributed``; see ``launch/``) share one workdir: process 0
-    builds the data and trains the models while the others wait, every process computes its
-    share of the map units (round robin) on its local devices, and process 0 computes the results
-    once every unit's file exists. Other processes return None.
+    One process runs a pipeline per architecture (its training, then its maps) concurrently
+    with the others and with the U-Nets' training. Several processes (``jax.distributed``; see
+    ``launch/``) share one workdir: process 0 builds the data and trains the models while the
+    others wait, every process computes its share of the map units (round robin) on its local
+    devices, and process 0 computes the results once every unit's file exists. Other processes
+    return None.
     """
     initialize_distributed()
     rank, size = jax.process_index(), jax.process_count()
@@ -524,25 +562,39 @@ def run(config, workdir: str, *, progress: bool = True) -> dict | None:
         data_path = config.data_path or None
     if rank == 0:
         splits = sd.open_splits(data_path)
-        # classifiers and U-Nets are independent: they train concurrently. (XRAI's segments
-        # are not computed alongside: scikit-image holds the GIL and slows the training loops.)
-        models, segmenters = concurrently([
-            lambda: prepare_models(config, data_path, workdir, progress, mesh=local),
-            lambda: prepare_segmenters(config, splits, workdir, progress)])
-        _write_json(os.path.join(workdir, "models.json"),
-                    {"data_path": data_path, "models": models, "segmenters": segmenters})
+        images = study_images(splits, config.utility_images)
+        segments = start_xrai_segments(config, images, progress)
+        models, trainings = plan_models(config, data_path, workdir, progress, mesh=local)
+        segmenters, train_unets = plan_segmenters(config, splits, workdir, progress)
     else:
         _wait_for([os.path.join(workdir, "models.json")], "trained models")
         with open(os.path.join(workdir, "models.json")) as f:
             info = json.load(f)
         data_path, models, segmenters = info["data_path"], info["models"], info["segmenters"]
         splits = sd.open_splits(data_path)
-    images = study_images(splits, config.utility_images)
-    model_settings, paths = compute_maps(config, models, images, workdir, progress,
-                                         share=(rank, size),
-                                         mesh=local if local.devices.size > 1 else None)
+        images = study_images(splits, config.utility_images)
+        segments, trainings, train_unets = start_xrai_segments(config, images, False), {}, None
+    model_settings, paths, map_jobs = plan_maps(
+        config, models, images, workdir, segments, progress, share=(rank, size),
+        mesh=local if local.devices.size > 1 else None)
+    if size == 1:
+        # one pipeline per architecture (train, then its maps) beside the U-Nets' training:
+        # on a CPU one stage's compiling and idle time is another's compute
+        concurrently([lambda a=a: (trainings.get(a, lambda: None)(), map_jobs[a]())
+                      for a in map_jobs] + ([train_unets] if train_unets else []))
+    else:
+        if rank == 0:   # the other processes wait for the trained models, then share the maps
+            concurrently(list(trainings.values()) + ([train_unets] if train_unets else []))
+            _write_json(os.path.join(workdir, "models.json"),
+                        {"data_path": data_path, "models": with_val_auc(models),
+                         "segmenters": segmenters})
+        concurrently(list(map_jobs.values()))
     if rank != 0:
         return None
+    models = with_val_auc(models)
+    if size == 1:
+        _write_json(os.path.join(workdir, "models.json"),
+                    {"data_path": data_path, "models": models, "segmenters": segmenters})
     _wait_for(paths, "map units of the other processes")
     return compute_results(config, models, model_settings, images, training_masks(splits),
                            segmenters, workdir, progress)
