@@ -232,3 +232,21 @@ def test_bad_inputs_are_clear_errors(small_cnn):
         ss.make("occlusion", model, size=40)(v, x)
     with pytest.raises(ValueError, match="baseline of shape"):
         ss.make("integrated_gradients", model, baseline=np.zeros((5, 5)))(v, x)
+
+
+def test_the_segments_worker_process_writes_the_segments_xrai_computes(tmp_path):
+    """`python -m saljax.saliency.segment_worker` (the study's background XRAI segments) gives
+    exactly the in-process segments of every chunk."""
+    import subprocess
+    import sys
+
+    from saljax.saliency import segment_worker
+    x = np.asarray(smooth_images(4, 48, seed=3), np.float32)
+    np.save(tmp_path / "in.npy", x)
+    subprocess.run([sys.executable, "-m", "saljax.saliency.segment_worker",
+                    str(tmp_path / "in.npy"), str(tmp_path / "out.npz"), "2"], check=True)
+    got = segment_worker.read(str(tmp_path / "out.npz"), 2)
+    for c in range(2):
+        want = ss.xrai_segments(x[2 * c:2 * c + 2])
+        for a, b in zip(got[c], want):
+            np.testing.assert_array_equal(a, b)

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import csv
 import json
-import multiprocessing
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 
 import jax
 import ml_collections
@@ -33,6 +35,7 @@ from tqdm.auto import tqdm
 
 import saljax.models as sm
 import saljax.saliency as ss
+from saljax.saliency import segment_worker
 from saljax import data as sd
 from saljax import train as train_lib
 from saljax import train_segmenter
@@ -245,26 +248,38 @@ def start_xrai_segments(config, images, progress=True):
     """Start the XRAI segments of the study images in a worker process (host work, once per
     image, shared by every model and setting; a process, because scikit-image holds the GIL and
     would slow the training threads). Returns a call that waits for them: ``{chunk: Segments}``
-    padded to one shape (one compiled XRAI program), or ``{}`` when XRAI is not studied."""
+    padded to one shape (one compiled XRAI program), or ``{}`` when XRAI is not studied. If the
+    worker fails, the call computes them itself (with a warning naming the worker's error)."""
     if not any(hp.get("method", m) == "xrai" for m, hp in _methods(config).items()):
         return lambda: {}
     imgs, chunk = _padded_images(config, images), config.chunk
-    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-    futures = [pool.submit(ss.xrai_segments,
-                           np.asarray(sd.to_model_input(imgs[c * chunk:(c + 1) * chunk])))
-               for c in range(len(imgs) // chunk)]
-    pool.shutdown(wait=False)   # the submitted chunks still run; the worker then exits
+    x = np.asarray(sd.to_model_input(imgs))
+    n_chunks = len(imgs) // chunk
+    tmp = tempfile.mkdtemp(prefix="saljax-xrai-")
+    src, dst = os.path.join(tmp, "images.npy"), os.path.join(tmp, "segments.npz")
+    np.save(src, x)
+    worker = subprocess.Popen([sys.executable, "-m", "saljax.saliency.segment_worker", src, dst,
+                               str(chunk)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     lock, done = threading.Lock(), {}
 
     def result() -> dict:
         with lock:
             if not done:
-                segments = {c: f.result() for c, f in tqdm(
-                    enumerate(futures), total=len(futures), desc="xrai segments",
-                    disable=not progress, mininterval=2.0)}
-                k = max(seg.membership.shape[1] for seg in segments.values())
-                a = max(seg.membership.shape[2] for seg in segments.values())
-                done.update({c: ss.xrai.pad_segments(seg, k, a) for c, seg in segments.items()})
+                _, err = worker.communicate()
+                if worker.returncode == 0:
+                    segments = segment_worker.read(dst, n_chunks)
+                else:
+                    lines = err.decode(errors="replace").strip().splitlines()
+                    why = lines[-1] if lines else f"exit status {worker.returncode}"
+                    warnings.warn(f"the XRAI segments worker failed ({why}); computing the "
+                                  "segments in this process")
+                    segments = [ss.xrai_segments(x[c * chunk:(c + 1) * chunk]) for c in tqdm(
+                        range(n_chunks), desc="xrai segments", disable=not progress,
+                        mininterval=2.0)]
+                shutil.rmtree(tmp, ignore_errors=True)
+                k = max(seg.membership.shape[1] for seg in segments)
+                a = max(seg.membership.shape[2] for seg in segments)
+                done.update({c: ss.xrai.pad_segments(seg, k, a) for c, seg in enumerate(segments)})
             return done
     return result
 

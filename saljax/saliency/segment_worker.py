@@ -1,0 +1,44 @@
+"""XRAI segments in a separate Python process (``python -m saljax.saliency.segment_worker``).
+
+Host work (scikit-image) that holds the GIL; a study starts it before training so that it runs
+beside the training threads. A plain subprocess rather than ``multiprocessing``: spawn would
+re-import the caller's main module, which re-runs an unguarded user script.
+
+    python -m saljax.saliency.segment_worker IN.npy OUT.npz CHUNK
+
+reads model inputs [N, H, W, C] float32 from IN.npy (N a multiple of CHUNK) and writes, for each
+chunk c, the arrays ``atom_id_c``, ``membership_c`` and ``sizes_c`` of its ``Segments``.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+
+def read(path: str, n_chunks: int) -> list:
+    """The worker's output as ``[Segments]``, one per chunk."""
+    from saljax.saliency.xrai import Segments
+    with np.load(path, allow_pickle=False) as f:
+        return [Segments(f[f"atom_id_{c}"], f[f"membership_{c}"], f[f"sizes_{c}"])
+                for c in range(n_chunks)]
+
+
+def main(argv) -> int:
+    src, dst, chunk = argv[0], argv[1], int(argv[2])
+    from saljax.saliency.xrai import segments
+    images = np.load(src, allow_pickle=False)
+    out = {}
+    for c in range(len(images) // chunk):
+        seg = segments(images[c * chunk:(c + 1) * chunk])
+        out.update({f"atom_id_{c}": seg.atom_id, f"membership_{c}": seg.membership,
+                    f"sizes_{c}": seg.sizes})
+    tmp = dst + ".tmp.npz"
+    np.savez(tmp, **out)
+    os.replace(tmp, dst)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
