@@ -592,24 +592,22 @@ def run(config, workdir: str, *, progress: bool = True) -> dict | None:
     model_settings, paths, map_jobs = plan_maps(
         config, models, images, workdir, segments, progress, share=(rank, size),
         mesh=local if local.devices.size > 1 else None)
+    unets = [train_unets] if train_unets else []
     if size == 1:
         # one pipeline per architecture (train, then its maps) beside the U-Nets' training:
         # on a CPU one stage's compiling and idle time is another's compute
         concurrently([lambda a=a: (trainings.get(a, lambda: None)(), map_jobs[a]())
-                      for a in map_jobs] + ([train_unets] if train_unets else []))
-    else:
-        if rank == 0:   # the other processes wait for the trained models, then share the maps
-            concurrently(list(trainings.values()) + ([train_unets] if train_unets else []))
-            _write_json(os.path.join(workdir, "models.json"),
-                        {"data_path": data_path, "models": with_val_auc(models),
-                         "segmenters": segmenters})
+                      for a in map_jobs] + unets)
+    elif rank == 0:   # the other processes wait for the trained models, then share the maps
+        concurrently(list(trainings.values()) + unets)
+    if rank == 0:
+        models = with_val_auc(models)
+        _write_json(os.path.join(workdir, "models.json"),
+                    {"data_path": data_path, "models": models, "segmenters": segmenters})
+    if size > 1:
         concurrently(list(map_jobs.values()))
     if rank != 0:
         return None
-    models = with_val_auc(models)
-    if size == 1:
-        _write_json(os.path.join(workdir, "models.json"),
-                    {"data_path": data_path, "models": models, "segmenters": segmenters})
     _wait_for(paths, "map units of the other processes")
     return compute_results(config, models, model_settings, images, training_masks(splits),
                            segmenters, workdir, progress)
