@@ -219,3 +219,65 @@ def test_init_draws_keras_glorot_uniform_and_constants():
     assert np.all(np.asarray(v["params"]["logits"]["bias"]) == 0)
     other = sm.init(model, jax.random.key(1))
     assert not np.allclose(other["params"]["logits"]["kernel"], v["params"]["logits"]["kernel"])
+
+
+def _jittered_stats(variables, rng):
+    """Variables with BatchNorm shifts, means and variances away from their initial constants."""
+    def jitter(path, t):
+        name = path[-1].key
+        if name in ("mean", "bias"):
+            return t + rng.uniform(-0.3, 0.3, t.shape).astype(np.float32)
+        if name in ("var", "scale"):
+            return t * rng.uniform(0.3, 2.0, t.shape).astype(np.float32)
+        return t
+    return jax.tree_util.tree_map_with_path(jitter, variables)
+
+
+@pytest.mark.parametrize("name,size,left", [("inception_v3", 96, 0), ("densenet", 64, 12)])
+def test_fold_batchnorm_keeps_logits_and_input_gradients(name, size, left):
+    """Folded models compute the same logits and input gradients. A smooth activation (softplus)
+    keeps ReLU kinks from turning float rounding into discrete gradient flips; the calibrated
+    94-layer InceptionV3 still amplifies rounding to ~1e-4 (a 1e-7 weight perturbation moves
+    its ReLU logits by more than folding does). The DenseNet is a short one (2 layers per dense
+    block: 21 BatchNorms, 9 of them right after a conv)."""
+    from saljax.models.densenet import DenseNet
+
+    model = (sm.create(name, width=0.25, act=jax.nn.softplus) if name == "inception_v3" else
+             DenseNet(blocks=(2, 2, 2, 2), width=0.25, act=jax.nn.softplus))
+    rng = np.random.default_rng(1)
+    calib = jnp.asarray(rng.uniform(-1, 1, (8, size, size, 3)), jnp.float32)
+    v = sm.calibrate_batch_stats(model, _jittered_stats(sm.init(model, jax.random.key(1)), rng),
+                                 calib)
+    x = calib[:2]
+    folded = model.clone(fold_bn=True)
+    fv = jax.jit(lambda v: sm.fold_batchnorm(model, v)[1])(v)  # traceable
+    n_stats = lambda t: len(jax.tree.leaves(t)) // 2
+    assert n_stats(fv.get("batch_stats", {})) == left < n_stats(v["batch_stats"])
+    assert folded.fold_bn and not model.fold_bn
+
+    @jax.jit
+    def logits_and_grads(v, fv):
+        out = []
+        for m, variables in ((model, v), (folded, fv)):
+            logits, vjp = jax.vjp(lambda x: m.apply(variables, x), x)
+            out.append((logits, vjp(jnp.ones_like(logits).at[:, 1].set(0))[0]))
+        return out
+
+    (a, ga), (b, gb) = logits_and_grads(v, fv)
+    tol = 3e-4 if name == "inception_v3" else 2e-5
+    assert float(jnp.max(jnp.abs(a - b))) <= tol * float(jnp.max(jnp.abs(a)))
+    assert float(jnp.max(jnp.abs(ga - gb))) <= 5 * tol * float(jnp.max(jnp.abs(ga)))
+
+
+def test_fold_batchnorm_errors_name_the_problem():
+    from saljax.models.densenet import DenseNet
+
+    small = DenseNet(blocks=(1, 1, 1, 1), width=0.25)
+    v = sm.init(small.clone(width=0.5), jax.random.key(0))
+    with pytest.raises(ValueError, match="do not fit DenseNet"):
+        sm.fold_batchnorm(small, v)
+    folded, fv = sm.fold_batchnorm(small, sm.init(small, jax.random.key(0)))
+    with pytest.raises(ValueError, match="already folded"):
+        sm.fold_batchnorm(folded, fv)
+    with pytest.raises(ValueError, match="inference-only"):
+        folded.apply(fv, jnp.zeros((1, 32, 32, 3)), train=True, mutable=["batch_stats"])

@@ -13,8 +13,8 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from saljax.models.layers import (Activation, BatchNorm, Head, channels, check_images,
-                                  kernel_init, tap)
+from saljax.models.layers import (Activation, BatchNorm, Head, channels, check_foldable,
+                                  check_images, conv_bn, kernel_init, tap)
 
 EPS = 1.001e-5
 MIN_SIZE = 32
@@ -26,6 +26,7 @@ class _Unit(nn.Module):
     act: Activation = nn.relu
     dtype: jnp.dtype = jnp.float32
     bn_momentum: float = 0.99
+    fold_bn: bool = False
 
     def bn(self, name, train):
         return lambda x: BatchNorm(epsilon=EPS, momentum=self.bn_momentum, dtype=self.dtype,
@@ -35,6 +36,12 @@ class _Unit(nn.Module):
         return nn.Conv(c, (k, k), (strides, strides), padding=padding, use_bias=False,
                        dtype=self.dtype, kernel_init=kernel_init, name=name)
 
+    def conv_bn(self, conv_name, bn_name, c, k, strides, padding, train):
+        """A conv and the BatchNorm right after it (foldable, unlike the pre-activation ones)."""
+        return conv_bn(c, (k, k), (strides, strides), padding, self.dtype, fold=self.fold_bn,
+                       train=train, epsilon=EPS, momentum=self.bn_momentum, conv_name=conv_name,
+                       bn_name=bn_name)
+
 
 class Stem(_Unit):
     """``conv1``: zero-pad 3, 7x7/2 conv, BN, ReLU (then, outside the block, pad 1 + 3x3/2 max)."""
@@ -42,8 +49,8 @@ class Stem(_Unit):
 
     @nn.compact
     def __call__(self, x, train=False):
-        x = self.conv("conv", self.features, 7, 2, ((3, 3), (3, 3)))(x)
-        return tap(self, self.act(self.bn("bn", train)(x)))
+        x = self.conv_bn("conv", "bn", self.features, 7, 2, ((3, 3), (3, 3)), train)(x)
+        return tap(self, self.act(x))
 
 
 class DenseLayer(_Unit):
@@ -52,8 +59,9 @@ class DenseLayer(_Unit):
 
     @nn.compact
     def __call__(self, x, train=False):
-        y = self.conv("1_conv", 4 * self.growth, 1)(self.act(self.bn("0_bn", train)(x)))
-        y = self.conv("2_conv", self.growth, 3)(self.act(self.bn("1_bn", train)(y)))
+        y = self.conv_bn("1_conv", "1_bn", 4 * self.growth, 1, 1, "SAME", train)(
+            self.act(self.bn("0_bn", train)(x)))
+        y = self.conv("2_conv", self.growth, 3)(self.act(y))
         return jnp.concatenate([x, y], axis=-1)
 
 
@@ -65,7 +73,7 @@ class DenseBlock(_Unit):
     @nn.compact
     def __call__(self, x, train=False):
         for i in range(self.layers):
-            x = DenseLayer(self.act, self.dtype, self.bn_momentum, self.growth,
+            x = DenseLayer(self.act, self.dtype, self.bn_momentum, self.fold_bn, self.growth,
                            name=f"block{i + 1}")(x, train)
         return tap(self, x)
 
@@ -93,7 +101,11 @@ class DenseNet(nn.Module):
 
     ``blocks`` holds the dense layers per block (121: 6, 12, 24, 16); ``width`` scales the growth
     rate and the stem; ``act`` replaces every ReLU; ``dtype`` is the compute dtype;
-    ``bn_momentum`` is BatchNorm's running-statistics momentum in training (Keras's 0.99).
+    ``bn_momentum`` is BatchNorm's running-statistics momentum in training (Keras's 0.99);
+    ``fold_bn``: the BatchNorms that directly follow a conv (the stem's and each dense layer's
+    ``1_bn``, 59 of DenseNet121's 121) folded into it, inference only (variables from
+    :func:`saljax.models.fold_batchnorm`). The others come before their ReLU and conv
+    (pre-activation) and normalise concatenations, so there is no conv to fold them into.
     """
     blocks: Sequence[int] = BLOCKS["densenet121"]
     num_classes: int = 2
@@ -101,9 +113,11 @@ class DenseNet(nn.Module):
     act: Activation = nn.relu
     dtype: jnp.dtype = jnp.float32
     bn_momentum: float = 0.99
+    fold_bn: bool = False
 
     default_cam_block = "bn"
     min_size = MIN_SIZE
+    bn_folds = {"conv": ("bn", EPS), "1_conv": ("1_bn", EPS)}
 
     @property
     def name_in_registry(self):
@@ -117,7 +131,9 @@ class DenseNet(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool = False):
         check_images(x, self.name_in_registry, MIN_SIZE)
-        kw = dict(act=self.act, dtype=self.dtype, bn_momentum=self.bn_momentum)
+        check_foldable(self.fold_bn, train, self.name_in_registry)
+        kw = dict(act=self.act, dtype=self.dtype, bn_momentum=self.bn_momentum,
+                  fold_bn=self.fold_bn)
         growth = channels(32, self.width)
         x = Stem(features=channels(64, self.width), name="conv1", **kw)(x.astype(self.dtype), train)
         x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))

@@ -12,16 +12,21 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from saljax.models.layers import (Activation, BatchNorm, Head, channels, check_images,
-                                  kernel_init, tap)
+from saljax.models.layers import (Activation, Head, channels, check_foldable, check_images,
+                                  conv_bn, tap)
 
 STEM = ("stem_1a_3x3", "stem_2a_3x3", "stem_2b_3x3", "stem_3b_1x1", "stem_4a_3x3")
 MIXED = tuple(f"mixed{i}" for i in range(11))
 MIN_SIZE = 75
+EPS = 1e-3                      # BatchNorm epsilon (Keras's conv2d_bn)
 
 
 class ConvBN(nn.Module):
-    """Keras ``conv2d_bn``: conv (no bias) -> BatchNorm(scale=False, eps=1e-3) -> activation."""
+    """Keras ``conv2d_bn``: conv (no bias) -> BatchNorm(scale=False, eps=1e-3) -> activation.
+
+    With ``fold_bn`` the BatchNorm is folded into the conv (a conv with bias, inference only; see
+    :func:`saljax.models.fold_batchnorm`).
+    """
     features: int
     kernel: Sequence[int]
     strides: Sequence[int] = (1, 1)
@@ -29,13 +34,13 @@ class ConvBN(nn.Module):
     act: Activation = nn.relu
     dtype: jnp.dtype = jnp.float32
     bn_momentum: float = 0.99
+    fold_bn: bool = False
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        x = nn.Conv(self.features, tuple(self.kernel), tuple(self.strides), padding=self.padding,
-                    use_bias=False, dtype=self.dtype, kernel_init=kernel_init, name="conv")(x)
-        x = BatchNorm(epsilon=1e-3, momentum=self.bn_momentum, use_scale=False, dtype=self.dtype,
-                      name="bn")(x, train)
+        x = conv_bn(self.features, self.kernel, self.strides, self.padding, self.dtype,
+                    fold=self.fold_bn, train=train, epsilon=EPS, momentum=self.bn_momentum,
+                    use_scale=False)(x)
         return tap(self, self.act(x))
 
 
@@ -54,10 +59,11 @@ class _Mixed(nn.Module):
     act: Activation = nn.relu
     dtype: jnp.dtype = jnp.float32
     bn_momentum: float = 0.99
+    fold_bn: bool = False
 
     def cbn(self, name, c, kernel, strides=(1, 1), padding="SAME"):
         return ConvBN(channels(c, self.width), kernel, strides, padding, self.act, self.dtype,
-                      self.bn_momentum, name=name)
+                      self.bn_momentum, self.fold_bn, name=name)
 
 
 class InceptionA(_Mixed):
@@ -144,17 +150,20 @@ class InceptionV3(nn.Module):
 
     ``width`` scales every conv's channels; ``act`` replaces every ReLU (e.g. a guided ReLU);
     ``dtype`` is the compute dtype (parameters stay float32); ``bn_momentum`` is BatchNorm's
-    running-statistics momentum in training (Keras's 0.99).
+    running-statistics momentum in training (Keras's 0.99); ``fold_bn``: every BatchNorm folded
+    into its conv (inference only, variables from :func:`saljax.models.fold_batchnorm`).
     """
     num_classes: int = 2
     width: float = 1.0
     act: Activation = nn.relu
     dtype: jnp.dtype = jnp.float32
     bn_momentum: float = 0.99
+    fold_bn: bool = False
 
     name_in_registry = "inception_v3"
     min_size = MIN_SIZE
     default_cam_block = "mixed10"
+    bn_folds = {"conv": ("bn", EPS)}   # conv -> the BatchNorm after it, its epsilon
 
     @staticmethod
     def block_names():
@@ -163,8 +172,10 @@ class InceptionV3(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool = False):
         check_images(x, "inception_v3", MIN_SIZE)
+        check_foldable(self.fold_bn, train, "inception_v3")
         x = x.astype(self.dtype)
-        kw = dict(act=self.act, dtype=self.dtype, bn_momentum=self.bn_momentum)
+        kw = dict(act=self.act, dtype=self.dtype, bn_momentum=self.bn_momentum,
+                  fold_bn=self.fold_bn)
         cbn = lambda name, c, k, s=(1, 1), p="SAME": ConvBN(
             channels(c, self.width), k, s, p, name=name, **kw)
         x = cbn(STEM[0], 32, (3, 3), (2, 2), "VALID")(x, train)

@@ -33,7 +33,6 @@ import zipfile
 from dataclasses import dataclass, field
 
 import h5py
-import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn

@@ -84,6 +84,28 @@ class BatchNorm(nn.Module):
         return (x * inv + (-mean * inv + bias)).astype(self.dtype)
 
 
+def conv_bn(features, kernel, strides=(1, 1), padding="SAME", dtype=jnp.float32, *, fold: bool,
+            train: bool, epsilon: float, momentum: float, use_scale: bool = True,
+            conv_name: str = "conv", bn_name: str = "bn"):
+    """A bias-free conv followed by :class:`BatchNorm`, as submodules ``conv_name`` and
+    ``bn_name`` of the calling module; with ``fold`` a single conv with bias ``conv_name`` (the
+    BatchNorm folded into it, :func:`saljax.models.fold_batchnorm`). Call inside a compact method.
+    """
+    conv = nn.Conv(features, tuple(kernel), tuple(strides), padding=padding, use_bias=fold,
+                   dtype=dtype, kernel_init=kernel_init, name=conv_name)
+    if fold:
+        return conv
+    bn = BatchNorm(epsilon=epsilon, momentum=momentum, use_scale=use_scale, dtype=dtype,
+                   name=bn_name)
+    return lambda x: bn(conv(x), train)
+
+
+def check_foldable(fold_bn: bool, train: bool, name: str) -> None:
+    if fold_bn and train:
+        raise ValueError(f"{name} with folded BatchNorm (fold_bn=True) is inference-only: it has "
+                         "no running statistics to train; train the unfolded model")
+
+
 class Head(nn.Module):
     """The study's classifier head: global average pooling and a Dense layer to the logits.
 
