@@ -15,12 +15,17 @@ def get_config():
                  "guided_backprop", "gradcam", "guided_gradcam", "xrai")
     c.hparams = ml_collections.ConfigDict()   # per-method overrides of the study presets
     c.max_batch = 64                 # model inputs per chunk
+    c.max_batch_sweep = ()           # e.g. (16, 64, 256): time each chunk size instead, write the
+                                     # fastest per method to max_batch.json
+    c.fold_batchnorm = (False,)      # (False, True): also time the BatchNorm-folded model
     c.dtype = "float32"              # or "bfloat16" (compute; parameters stay float32)
     c.reps = 2
     c.seed = 0
     c.pair_reference = True          # PAIR saliency.core one image at a time, same model
     c.pair_images = 2
     c.pair_batch = 25                # PAIR's batch_size for IG / XRAI path steps
+    c.captum_reference = True        # captum on torchvision's InceptionV3, where they import
+    c.captum_batch = 1               # images per captum call
     c.metrics_pairs = 0              # > 0: also time batched metrics on this many map pairs
     c.metrics_size = 320
     return c

@@ -2,6 +2,7 @@
 methods, against PAIR one image at a time on the same model.
 
     saljax bench --config configs/bench_gpu.py --workdir runs/bench_gpu [--config.dtype=bfloat16]
+        [--config.fold_batchnorm='(False, True)'] [--config.max_batch_sweep='(128, 256, 512)']
 """
 import os
 

@@ -4,13 +4,15 @@ For each model x method x batch size: maps/s, model passes/s, FLOPs per map (XLA
 of one pass times the passes the method needs, a count the test suite checks against the whole
 method), achieved TFLOP/s and percent of the device's peak, compile time and peak device memory.
 In the same run, as references: PAIR ``saliency.core`` one image at a time on the same Flax model
-(the reference study's way). Writes ``bench.json`` (one record per measurement) and ``bench.md``.
+(the reference study's way) and, where torch, torchvision and captum import, captum on
+torchvision's InceptionV3 (``saljax.bench_captum``). Writes ``bench.json`` (one record per measurement) and ``bench.md``.
 """
 from __future__ import annotations
 
 import json
 import os
 import time
+import types
 from typing import Callable
 
 import jax
@@ -20,6 +22,7 @@ import numpy as np
 
 import saljax.models as sm
 import saljax.saliency as ss
+from saljax import bench_captum
 from saljax.saliency.methods import STUDY_PRESETS
 
 # Dense bf16 / fp32 peaks in TFLOP/s (vendor datasheets, dense, no sparsity).
@@ -179,22 +182,30 @@ def run(config, workdir: str, log=print) -> list[dict]:
         rng = np.random.default_rng(config.seed)
         calib = jnp.asarray(rng.uniform(-1, 1, (8, config.size, config.size, 3)), jnp.float32)
         variables = sm.calibrate_batch_stats(model, sm.init(model, key), calib)
+        folds = _as_tuple(config.get("fold_batchnorm", False))
+        variants = [(False, model, variables)] if False in folds else []
+        if True in folds:
+            variants.append((True, *sm.fold_batchnorm(model, variables)))
         for batch in config.batch_sizes:
             images = jnp.asarray(pattern_images(rng, batch, config.size))
-            flops = pass_flops(model, variables, images)
+            flops = pass_flops(model, variables, images)  # the unfolded network's, for both
             for method in config.methods:
                 hp = dict(STUDY_PRESETS.get(method, {}))
                 hp.update(config.hparams.get(method, {}))
-                seconds, compile_s, passes = bench_saljax(
-                    model, variables, images, method, hp, config.max_batch, config.reps, key)
-                rec = _record(name, width, config, method, batch, "saljax", device,
-                              batch / seconds, passes, flops, compile_s, peak_memory(device))
-                if config.dtype != "float32":
-                    rec["ssim_vs_float32"] = ssim_vs_float32(model, variables, images, method,
-                                                             hp, config.max_batch, key)
-                records.append(rec)
-                log(_line(rec) + (f"  SSIM vs float32 {rec['ssim_vs_float32']:.4f}"
-                                  if "ssim_vs_float32" in rec else ""))
+                for folded, m, v in variants:
+                    for max_batch in _chunk_sizes(config):
+                        seconds, compile_s, passes = bench_saljax(
+                            m, v, images, method, hp, max_batch, config.reps, key)
+                        rec = _record(name, width, config, method, batch, "saljax", device,
+                                      batch / seconds, passes, flops, compile_s,
+                                      peak_memory(device))
+                        rec.update(bn_folded=folded, max_batch=max_batch)
+                        if config.dtype != "float32":
+                            rec["ssim_vs_float32"] = ssim_vs_float32(m, v, images, method, hp,
+                                                                     max_batch, key)
+                        records.append(rec)
+                        log(_line(rec) + (f"  SSIM vs float32 {rec['ssim_vs_float32']:.4f}"
+                                          if "ssim_vs_float32" in rec else ""))
         if "xrai" in config.methods:
             images = pattern_images(np.random.default_rng(2), config.pair_images, config.size)
             ss.xrai.segment_labels(images[0])  # imports and first-call costs
@@ -220,6 +231,8 @@ def run(config, workdir: str, log=print) -> list[dict]:
                               flops, None, None)
                 records.append(rec)
                 log(_line(rec))
+    if config.get("captum_reference", True) and bench_captum.available():
+        records += _captum_records(config, device, key, log)
     metric_records = []
     if config.get("metrics_pairs", 0):
         metric_records = bench_metrics(config.metrics_pairs, config.metrics_size, log=log)
@@ -227,7 +240,59 @@ def run(config, workdir: str, log=print) -> list[dict]:
         json.dump(records + metric_records, f, indent=1)
     with open(os.path.join(workdir, "bench.md"), "w") as f:
         f.write(markdown(records) + metrics_markdown(metric_records))
+    if config.get("max_batch_sweep"):
+        with open(os.path.join(workdir, "max_batch.json"), "w") as f:
+            json.dump(best_max_batch(records), f, indent=1)
     return records + metric_records
+
+
+def _captum_records(config, device, key, log) -> list[dict]:
+    """captum on torchvision's InceptionV3 (full width), the same methods and settings; the
+    FLOPs of a pass are those of saljax's InceptionV3, the same architecture."""
+    model = sm.create("inception_v3")
+    variables = sm.init(model, key)
+    images = pattern_images(np.random.default_rng(3), config.get("captum_batch", 1), config.size)
+    flops = pass_flops(model, variables, jnp.asarray(images[:1]))
+    out = []
+    for method in config.methods:
+        if method not in bench_captum.METHODS:
+            continue
+        hp = {**ss.DEFAULTS[method], **STUDY_PRESETS.get(method, {}),
+              **config.hparams.get(method, {})}
+        m = bench_captum.measure(method, hp, images, config.max_batch, config.reps)
+        rec = _record("inception_v3 (torchvision)", 1.0,
+                      types.SimpleNamespace(size=config.size, dtype="float32"), method,
+                      len(images), "captum", device, 1 / m["seconds_per_map"],
+                      m["passes_per_map"], flops, None, None)
+        if m["device"] != rec["device"]:  # torch ran elsewhere than JAX (e.g. a CPU-only torch)
+            rec.update(device=m["device"], percent_of_peak=None)
+        out.append(rec)
+        log(_line(rec))
+    return out
+
+
+def _as_tuple(v) -> tuple:
+    return tuple(v) if isinstance(v, (tuple, list)) else (v,)
+
+
+def _chunk_sizes(config) -> tuple:
+    return tuple(config.get("max_batch_sweep") or ()) or (config.max_batch,)
+
+
+def best_max_batch(records) -> dict:
+    """``{model: {method: max_batch}}``: each saljax method's fastest chunk size (model inputs
+    per chunk) at the largest image batch measured, e.g. for a study config's ``max_batch``."""
+    best = {}
+    for r in records:
+        if r.get("impl") != "saljax" or "max_batch" not in r:
+            continue
+        key = (r["model"], r["method"])
+        if key not in best or (r["batch"], r["maps_per_s"]) > best[key][:2]:
+            best[key] = (r["batch"], r["maps_per_s"], r["max_batch"])
+    out = {}
+    for (model, method), (_, _, max_batch) in best.items():
+        out.setdefault(model, {})[method] = max_batch
+    return out
 
 
 def pattern_images(rng, n, size):
@@ -258,21 +323,25 @@ def _record(model, width, config, method, batch, impl, device, maps_per_s, passe
 
 
 def _line(r):
+    extra = (f" max_batch {r['max_batch']}" if "max_batch" in r else "") + (
+        " BN folded" if r.get("bn_folded") else "")
     return (f"{r['impl']:7s} {r['model']}x{r['width']:g} {r['size']}px {r['method']:22s} "
             f"batch {r['batch']:4d}: {r['maps_per_s']:10.3f} maps/s {r['passes_per_s']:10.1f} "
-            f"passes/s")
+            f"passes/s{extra}")
 
 
 def markdown(records) -> str:
-    head = ("| impl | model | width | size | method | batch | maps/s | passes/s | GFLOP/map | "
-            "TFLOP/s | % peak | compile s | SSIM vs f32 |\n" + "|" + "---|" * 13 + "\n")
+    head = ("| impl | model | width | size | method | batch | max batch | BN folded | maps/s | "
+            "passes/s | GFLOP/map | TFLOP/s | % peak | compile s | SSIM vs f32 |\n"
+            + "|" + "---|" * 15 + "\n")
     rows = []
     for r in records:
         pct = "" if r["percent_of_peak"] is None else f"{r['percent_of_peak']:.1f}"
         comp = "" if r["compile_s"] is None else f"{r['compile_s']:.1f}"
         bf = f"{r['ssim_vs_float32']:.4f}" if "ssim_vs_float32" in r else ""
         rows.append(f"| {r['impl']} | {r['model']} | {r['width']:g} | {r['size']} | {r['method']} "
-                    f"| {r['batch']} | {r['maps_per_s']:.3f} | {r['passes_per_s']:.1f} | "
+                    f"| {r['batch']} | {r.get('max_batch', '')} | "
+                    f"{'yes' if r.get('bn_folded') else ''} | {r['maps_per_s']:.3f} | {r['passes_per_s']:.1f} | "
                     f"{r['gflops_per_map']:.2f} | {r['achieved_tflops']:.3f} | {pct} | {comp} | "
                     f"{bf} |")
     dev = records[0]["device"] if records else ""

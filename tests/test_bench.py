@@ -3,6 +3,8 @@ bfloat16 agreement with float32, metric timings."""
 import json
 import os
 
+import pytest
+
 from saljax import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -15,6 +17,7 @@ def test_bench_runs_end_to_end(tmp_path):
                    "--config.methods=('gradient', 'smoothgrad', 'gradcam')",
                    "--config.hparams={'smoothgrad': {'nsamples': 2}}",
                    "--config.dtype=bfloat16", "--config.reps=1", "--config.pair_images=1",
+                   "--config.captum_reference=False",
                    "--config.metrics_pairs=20", "--config.metrics_size=32"])
     assert rc == 0
     records = json.load(open(tmp_path / "bench.json"))
@@ -38,3 +41,28 @@ def test_bench_runs_end_to_end(tmp_path):
     assert all(r["max_abs_diff"] < 1e-5 for r in metrics)
     md = open(tmp_path / "bench.md").read()
     assert "SSIM vs f32" in md and "Metrics" in md
+
+
+def test_captum_reference_side_by_side(tmp_path):
+    """Where torch, torchvision and captum import, the bench adds captum's maps/s on
+    torchvision's InceptionV3, and captum runs as many model passes per map (counted by a
+    forward hook) as saljax's methods, so maps/s compare like for like."""
+    from saljax import bench_captum
+    if not bench_captum.available():
+        pytest.skip("torch, torchvision or captum is not installed")
+    rc = cli.main(["bench", "--config", os.path.join(ROOT, "configs", "bench.py"),
+                   "--workdir", str(tmp_path), "--config.size=75", "--config.batch_sizes=(1,)",
+                   "--config.models=[{'name': 'inception_v3', 'width': 0.0625}]",
+                   "--config.methods=('gradient', 'smoothgrad', 'integrated_gradients')",
+                   "--config.hparams={'smoothgrad': {'nsamples': 3}, "
+                   "'integrated_gradients': {'x_steps': 4}}",
+                   "--config.reps=1", "--config.pair_reference=False"])
+    assert rc == 0
+    records = json.load(open(tmp_path / "bench.json"))
+    captum = {r["method"]: r for r in records if r.get("impl") == "captum"}
+    ours = {r["method"]: r for r in records if r.get("impl") == "saljax"}
+    assert set(captum) == {"gradient", "smoothgrad", "integrated_gradients"}
+    for method, r in captum.items():
+        assert r["maps_per_s"] > 0 and r["passes_per_map"] == ours[method]["passes_per_map"]
+    assert [captum[m]["passes_per_map"] for m in ("gradient", "smoothgrad",
+                                                  "integrated_gradients")] == [1, 3, 4]
