@@ -143,3 +143,22 @@ def test_the_notebook_runs_on_a_tiny_study(tiny_study):
                       for o in c.get("outputs", []))
     diff = float(outputs.split("max |notebook - study|:")[1].split()[0])
     assert diff < 1e-4   # the notebook's maps are the study's maps
+
+
+def test_per_method_chunk_sizes_reach_each_unit_program():
+    """``max_batch_per_method`` (bench's max_batch.json) sets each unit's chunk size: the
+    smallest among the unit's methods, ``max_batch`` for methods without an entry."""
+    import jax
+
+    import saljax.models as sm
+    from saljax.study.maps import MapMaker
+
+    model = sm.create("densenet121", width=0.25)
+    methods = {"gradient": {"method": "gradient"}, "gradcam": {"method": "gradcam"},
+               "smoothgrad": {"method": "smoothgrad", "nsamples": 4},
+               "ig": {"method": "integrated_gradients", "x_steps": 4}}
+    maker = MapMaker(model, None, methods, key=jax.random.key(0), max_batch=64,
+                     randomization={}, target=1,
+                     max_batch_per_method={"smoothgrad": 256, "integrated_gradients": 32})
+    chunk = {g: e.max_batch for g, e in maker._explain.items()}
+    assert chunk == {("gradient", "gradcam"): 64, ("smoothgrad", "ig"): 32}

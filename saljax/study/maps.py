@@ -83,11 +83,20 @@ def method_groups(methods: dict) -> list[tuple]:
     return [g for g in (single, multi) if g]
 
 
+def group_max_batch(group: tuple, methods: dict, default: int, per_method: dict) -> int:
+    """Model inputs per chunk for a unit of ``group``'s methods: the smallest of their entries in
+    ``per_method`` (keyed by label or method name, e.g. from ``saljax bench``'s max_batch.json),
+    ``default`` for methods without one."""
+    sizes = [per_method.get(l, per_method.get(methods[l].get("method", l), default))
+             for l in group]
+    return int(min(sizes))
+
+
 class MapMaker:
     """Computes map units for one model: caches randomized variables and compiled methods."""
 
     def __init__(self, model, variables, methods: dict, *, key, max_batch: int,
-                 randomization: dict, target: int, mesh=None):
+                 randomization: dict, target: int, mesh=None, max_batch_per_method=None):
         self.model, self.variables = model, variables
         self.methods = methods                       # label -> hparams (with "method")
         self.rand_key, self.noise_key = jax.random.split(key)
@@ -95,8 +104,10 @@ class MapMaker:
         self.target = target
         self.mesh = mesh
         self.groups = method_groups(methods)
-        self._explain = {g: ss.make_many({l: methods[l] for l in g}, model, max_batch=max_batch,
-                                         mesh=mesh) for g in self.groups}
+        self._explain = {g: ss.make_many(
+            {l: methods[l] for l in g}, model, mesh=mesh,
+            max_batch=group_max_batch(g, methods, max_batch, max_batch_per_method or {}))
+            for g in self.groups}
         self._jitted = {g: jax.jit(self._gray_signed(e)) for g, e in self._explain.items()}
         self._span = jax.jit(lambda v, k, start, stop: randomize.span(
             model, v, k, start, stop, **self.randomization))

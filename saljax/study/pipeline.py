@@ -68,6 +68,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.hparams = ml_collections.ConfigDict()   # per-method overrides of the study presets
     c.arch_hparams = ml_collections.ConfigDict()   # {architecture: {method: overrides}}
     c.max_batch = 64                 # model inputs per chunk of passes
+    # {method: inputs per chunk}, e.g. an architecture's entry of bench's max_batch.json; a unit
+    # of several methods takes the smallest of theirs, c.max_batch for methods not listed
+    c.max_batch_per_method = ml_collections.ConfigDict()
     c.chunk = 16                     # images per work unit
     c.eval_images = 100              # randomization and agreement images (test positives)
     c.utility_images = -1            # utility images: -1 = every test positive
@@ -273,9 +276,7 @@ def start_xrai_segments(config, images, progress=True):
                     why = lines[-1] if lines else f"exit status {worker.returncode}"
                     warnings.warn(f"the XRAI segments worker failed ({why}); computing the "
                                   "segments in this process")
-                    segments = [ss.xrai_segments(x[c * chunk:(c + 1) * chunk]) for c in tqdm(
-                        range(n_chunks), desc="xrai segments", disable=not progress,
-                        mininterval=2.0)]
+                    segments = segment_worker.chunked(x, chunk, progress)
                 shutil.rmtree(tmp, ignore_errors=True)
                 k = max(seg.membership.shape[1] for seg in segments)
                 a = max(seg.membership.shape[2] for seg in segments)
@@ -325,7 +326,8 @@ def plan_maps(config, models, images, workdir, segments, progress=True, share=(0
         model, variables, _ = model_checkpoint.load(m["path"])
         maker = MapMaker(model, variables, methods, key=jax.random.fold_in(base, mi),
                          max_batch=config.max_batch, randomization=config.randomization,
-                         target=config.target, mesh=mesh)
+                         target=config.target, mesh=mesh,
+                         max_batch_per_method=dict(config.get("max_batch_per_method", {})))
         run_units([(paths, lambda st=st, group=group, c=c: maker.unit(
             st, group, c, imgs[c * chunk:(c + 1) * chunk], segments().get(c)))
             for paths, st, group, c in mine], f"maps {m['id']}", progress)
