@@ -99,7 +99,7 @@ def _dilate(masks, radius: int):
         return masks
     r = jnp.arange(-radius, radius + 1)
     disk = (r[:, None] ** 2 + r[None, :] ** 2 <= radius ** 2).astype(jnp.float32)
-    lead, (h, w) = masks.shape[:-2], masks.shape[-2:]
+    h, w = masks.shape[-2:]
     m = masks.reshape((-1, 1, h, w)).astype(jnp.float32)
     grown = lax.conv_general_dilated(m, disk[None, None], (1, 1), "SAME")
     return (grown > 0.5).reshape(masks.shape)

@@ -25,13 +25,21 @@ def read(path: str, n_chunks: int) -> list:
                 for c in range(n_chunks)]
 
 
+def chunked(images, chunk: int, progress: bool = False) -> list:
+    """``[Segments]`` of each chunk of ``chunk`` model inputs [N, H, W, C] (N a multiple of
+    ``chunk``): what the worker computes, and a study's fallback when the worker fails."""
+    from tqdm.auto import tqdm
+
+    from saljax.saliency.xrai import segments
+    return [segments(images[c * chunk:(c + 1) * chunk])
+            for c in tqdm(range(len(images) // chunk), desc="xrai segments",
+                          disable=not progress, mininterval=2.0)]
+
+
 def main(argv) -> int:
     src, dst, chunk = argv[0], argv[1], int(argv[2])
-    from saljax.saliency.xrai import segments
-    images = np.load(src, allow_pickle=False)
     out = {}
-    for c in range(len(images) // chunk):
-        seg = segments(images[c * chunk:(c + 1) * chunk])
+    for c, seg in enumerate(chunked(np.load(src, allow_pickle=False), chunk)):
         out.update({f"atom_id_{c}": seg.atom_id, f"membership_{c}": seg.membership,
                     f"sizes_{c}": seg.sizes})
     tmp = dst + ".tmp.npz"
