@@ -5,7 +5,9 @@ of one pass times the passes the method needs, a count the test suite checks aga
 method), achieved TFLOP/s and percent of the device's peak, compile time and peak device memory.
 In the same run, as references: PAIR ``saliency.core`` one image at a time on the same Flax model
 (the reference study's way) and, where torch, torchvision and captum import, captum on
-torchvision's InceptionV3 (``saljax.bench_captum``). Writes ``bench.json`` (one record per measurement) and ``bench.md``.
+torchvision's InceptionV3 (``saljax.bench_captum``). Options time the BatchNorm-folded model and
+a sweep of chunk sizes. Writes ``bench.json`` (one record per measurement), ``bench.md`` and,
+for a sweep, ``max_batch.json`` (each method's fastest chunk size).
 """
 from __future__ import annotations
 
@@ -281,7 +283,7 @@ def _chunk_sizes(config) -> tuple:
 
 def best_max_batch(records) -> dict:
     """``{model: {method: max_batch}}``: each saljax method's fastest chunk size (model inputs
-    per chunk) at the largest image batch measured, e.g. for a study config's ``max_batch``."""
+    per chunk) at the largest image batch measured, for a study's ``max_batch_per_method``."""
     best = {}
     for r in records:
         if r.get("impl") != "saljax" or "max_batch" not in r:
@@ -341,7 +343,8 @@ def markdown(records) -> str:
         bf = f"{r['ssim_vs_float32']:.4f}" if "ssim_vs_float32" in r else ""
         rows.append(f"| {r['impl']} | {r['model']} | {r['width']:g} | {r['size']} | {r['method']} "
                     f"| {r['batch']} | {r.get('max_batch', '')} | "
-                    f"{'yes' if r.get('bn_folded') else ''} | {r['maps_per_s']:.3f} | {r['passes_per_s']:.1f} | "
+                    f"{'yes' if r.get('bn_folded') else ''} | {r['maps_per_s']:.3f} | "
+                    f"{r['passes_per_s']:.1f} | "
                     f"{r['gflops_per_map']:.2f} | {r['achieved_tflops']:.3f} | {pct} | {comp} | "
                     f"{bf} |")
     dev = records[0]["device"] if records else ""

@@ -6,5 +6,6 @@ from saljax.models.registry import (MODELS, block_names, calibrate_batch_stats, 
                                     model_name, with_activation)
 from saljax.models.taps import block_activations, block_gradients, tapped_forward
 
-__all__ = ["MODELS", "create", "block_names", "calibrate_batch_stats", "model_name", "with_activation", "init", "from_keras", "fold_batchnorm",
-           "block_activations", "block_gradients", "tapped_forward"]
+__all__ = ["MODELS", "create", "block_names", "calibrate_batch_stats", "model_name",
+           "with_activation", "init", "from_keras", "fold_batchnorm", "block_activations",
+           "block_gradients", "tapped_forward"]
