@@ -15,7 +15,7 @@ def get_config():
                  "guided_backprop", "gradcam", "guided_gradcam", "xrai")
     c.hparams = ml_collections.ConfigDict()   # per-method overrides of the study presets
     # model inputs per chunk; SmoothGrad's 4 x 25 passes in one chunk: XLA's CPU backend runs
-    # convolutions inside a loop on one thread (jax-ml/jax#12868), 0.68 vs 1.07 maps/s at 64
+    # convolutions inside a loop body slowly (jax-ml/jax#12868): 1.07 maps/s here, 0.68 at 64
     c.max_batch = 128
     c.max_batch_sweep = ()           # e.g. (16, 64, 256): time each chunk size instead, write the
                                      # fastest per method to max_batch.json
