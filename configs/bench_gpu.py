@@ -19,4 +19,6 @@ def get_config():
     c.reps = 3
     c.pair_reference = True
     c.pair_images = 2
+    c.captum_batch = 16              # captum's images per call (x 25 SmoothGrad samples, in
+                                     # batches of max_batch inputs)
     return c
