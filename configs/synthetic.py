@@ -4,7 +4,7 @@
 
 The full protocol at reduced size: 2 InceptionV3 replicates and 1 DenseNet121 (narrow), 96 px,
 fewer noise samples and path steps, a few randomization levels spread over the named blocks.
-On a 2-core CPU (9.5 min with an empty compilation cache) its time goes to training (about
+On a 2-core CPU (9.5-10.5 min with an empty compilation cache) its time goes to training (about
 half), the maps and XLA compilation; runs that find the compilation cache warm skip the
 compiling.
 """
