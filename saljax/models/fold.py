@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 from flax import traverse_util
 
+from saljax.models.init import variable_shapes
+
 
 def fold_batchnorm(model, variables):
     """``(folded_model, folded_variables)``: ``model`` with ``fold_bn=True`` and ``variables``
@@ -32,7 +34,7 @@ def fold_batchnorm(model, variables):
         raise ValueError("fold_batchnorm needs {'params', 'batch_stats'} variables, got "
                          f"{sorted(variables)}")
     out_model = model.clone(fold_bn=True)
-    want = _shapes(_variable_shapes(out_model))
+    want = _shapes(variable_shapes(out_model))
     params = traverse_util.flatten_dict(variables["params"])
     stats = traverse_util.flatten_dict(variables["batch_stats"])
     # the convs that have a bias in the folded network but not here take their BatchNorm in
@@ -57,11 +59,6 @@ def fold_batchnorm(model, variables):
                          f"width?): after folding, missing {diff(want['params'], got['params'])}, "
                          f"unexpected {diff(got['params'], want['params'])}")
     return out_model, out
-
-
-def _variable_shapes(model):
-    size = model.min_size
-    return jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, size, size, 3)))
 
 
 def _shapes(tree) -> dict:
