@@ -25,7 +25,7 @@ import numpy as np
 import saljax.models as sm
 import saljax.saliency as ss
 from saljax import bench_captum
-from saljax.saliency.methods import STUDY_PRESETS
+from saljax.protocol import PRESETS as STUDY_PRESETS
 
 # Dense bf16 / fp32 peaks in TFLOP/s (vendor datasheets, dense, no sparsity).
 PEAK_TFLOPS = {

@@ -192,18 +192,18 @@ def test_occlusion(setup):
 def test_blur_path_equals_scipys_gaussian_filter():
     """Blur IG's path images and their sigma-slopes against scipy in float64."""
     from scipy import ndimage
-    from saljax.saliency import augment
+    from saljax.saliency import blur as sblur
 
     x = smooth_images(1, 96)[0].astype(np.float64)
-    cap = augment.max_radius(50.01)
+    cap = sblur.max_radius(50.01)
 
     def blur(s):
         return x if s == 0 else ndimage.gaussian_filter(x, [s, s, 0], mode="constant")
 
     for s in (0.0, 0.3, 2.5, 17.0, 49.5, 50.0):
-        ours = np.asarray(augment.gaussian_blur(jnp.asarray(x, jnp.float32), s, cap))
+        ours = np.asarray(sblur.gaussian_blur(jnp.asarray(x, jnp.float32), s, cap))
         np.testing.assert_allclose(ours, blur(s), atol=2e-6 * np.abs(x).max())
-        slope = np.asarray(augment.gaussian_blur_slope(jnp.asarray(x, jnp.float32), s, 0.01, cap))
+        slope = np.asarray(sblur.gaussian_blur_slope(jnp.asarray(x, jnp.float32), s, 0.01, cap))
         ref = (blur(s + 0.01) - blur(s)) / 0.01
         np.testing.assert_allclose(slope, ref, atol=2e-6 * max(np.abs(ref).max(), 1e-3))
 
@@ -220,17 +220,17 @@ def test_blur_ig(setup, sqrt, monkeypatch):
     loop, weights and sums around them.
     """
     import saliency.core.blur_ig as pair_blur_ig
-    from saljax.saliency import augment
+    from saljax.saliency import blur as sblur
 
     model, v, x, t, name, _ = setup
     if name == "inception_small" and sqrt:
         pytest.skip("the sqrt path is covered on the small CNN")
     steps = 100 if name == "small_cnn" else 20
     if name == "inception_small":
-        sigmas = augment.blur_sigmas(50.0, steps)[:-1]
-        cap = augment.max_radius(50.01)
-        path = jax.jit(jax.vmap(lambda im, s: augment.gaussian_blur(im, s, cap), (None, 0)))
-        slope = jax.jit(jax.vmap(lambda im, s: augment.gaussian_blur_slope(im, s, 0.01, cap),
+        sigmas = sblur.blur_sigmas(50.0, steps)[:-1]
+        cap = sblur.max_radius(50.01)
+        path = jax.jit(jax.vmap(lambda im, s: sblur.gaussian_blur(im, s, cap), (None, 0)))
+        slope = jax.jit(jax.vmap(lambda im, s: sblur.gaussian_blur_slope(im, s, 0.01, cap),
                                  (None, 0)))
         sig = jnp.asarray(sigmas, jnp.float32)
         table = {}

@@ -1,17 +1,49 @@
-"""Input augmentations that methods wrap around the gradient (as in ExplainableAI.jl): noise for
-SmoothGrad, straight paths for Integrated Gradients, blur paths for Blur IG.
+"""Augmentations around the gradient, composed as in ExplainableAI.jl (``SmoothGrad =
+NoiseAugmentation(Gradient)``): a plan describes a stream of model passes and how to finish it.
 
-Each gives the k-th model input of image i as a pure function of (i, k), so the chunked engine
-can generate inputs inside the chunk instead of materialising all of them.
+* :class:`Gradient`: one pass per item, its input gradient;
+* :class:`Path`: Integrated Gradients: the gradient along a straight path from a baseline,
+  times the path's length;
+* :class:`Noise`: SmoothGrad: ``nsamples`` noisy copies of each image around any inner plan,
+  finishing to the moments (mean, mean square) of the inner maps over the samples.
+
+So SmoothGrad is ``Noise(Gradient())``, IG is ``Path(steps, baseline)`` and SmoothGrad-IG is
+``Noise(Path(steps, baseline))``. Plans are frozen dataclasses: two methods asking for equal plans
+(SmoothGrad and VarGrad with the same noise) share one stream. Every input is a pure function of
+(item, pass index), so the chunked engine generates inputs inside each chunk.
 """
 from __future__ import annotations
 
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
 import jax
 import jax.numpy as jnp
-import numpy as np
+
+from saljax.saliency.streams import Stream
 
 
-# ----------------------------------------------------------------------------- SmoothGrad noise
+# ----------------------------------------------------------------------------- items
+@dataclasses.dataclass(frozen=True)
+class Items:
+    """What a plan explains: ``n`` inputs, item i's input ``x(i)`` [H, W, C] and the index of the
+    image it explains (whose target it takes); ``array`` holds all inputs when they exist as one."""
+    n: int
+    x: Callable
+    image: Callable
+    array: Any = None
+
+    def all(self):
+        """Every item's input, [n, H, W, C]."""
+        return self.array if self.array is not None else jax.vmap(self.x)(jnp.arange(self.n))
+
+
+def images_of(images) -> Items:
+    """The images [B, H, W, C] themselves, one item each."""
+    return Items(images.shape[0], lambda i: images[i], lambda i: i, images)
+
+
+# ----------------------------------------------------------------------------- noise
 def noise_scale(images, stdev_spread: float):
     """PAIR's noise sd per image: ``stdev_spread * (max - min)`` of that image. [B]."""
     return stdev_spread * (jnp.max(images, axis=(1, 2, 3)) - jnp.min(images, axis=(1, 2, 3)))
@@ -36,7 +68,25 @@ def smoothgrad_noise(key, images, nsamples: int, stdev_spread: float = 0.15):
     return f(i, k)
 
 
-# ----------------------------------------------------------------------------- straight paths
+class Moments(NamedTuple):
+    """Per image, over the noise samples: the mean and the mean square of the inner maps."""
+    mean: Any
+    mean_square: Any
+
+
+# ----------------------------------------------------------------------------- plans
+@dataclasses.dataclass(frozen=True)
+class Gradient:
+    """The input gradient of each item: one pass."""
+
+    def passes_per_item(self) -> int:
+        return 1
+
+    def stream(self, items: Items, ctx):
+        stream = Stream(items.n, 1, lambda i, k: items.x(i), image=items.image)
+        return stream, lambda sums: sums[:, 0]
+
+
 def baseline_array(baseline, images):
     """A scalar, [H, W, C] or [B, H, W, C] baseline broadcast to ``images``' shape."""
     b = jnp.asarray(baseline, jnp.float32)
@@ -51,87 +101,73 @@ def path_alphas(steps: int):
     return jnp.linspace(0.0, 1.0, steps, dtype=jnp.float32)
 
 
-# ----------------------------------------------------------------------------- blur paths
-def blur_sigmas(max_sigma: float, steps: int, sqrt: bool = False) -> np.ndarray:
-    """Blur IG's sigmas ``i * max_sigma / steps`` (or their square roots), i = 0..steps."""
-    s = np.arange(steps + 1, dtype=np.float64) * max_sigma / steps
-    return np.sqrt(s) if sqrt else s
+def path_stream(items: Items, base_of: Callable, bases, steps: int):
+    """PAIR's straight-path IG of every item from its baseline ``base_of(i)`` (all of them:
+    ``bases`` [n, H, W, C]): the stream and its finish, sums -> [n, H, W, C] attributions."""
+    alphas = path_alphas(steps)
+    stream = Stream(items.n, steps,
+                    lambda i, k: base_of(i) + alphas[k] * (items.x(i) - base_of(i)),
+                    image=items.image)
+    return stream, lambda sums: sums[:, 0] * (items.all() - bases) / steps
 
 
-def max_radius(max_sigma: float, truncate: float = 4.0) -> int:
-    """The widest kernel radius any sigma <= ``max_sigma`` uses (static, for shapes)."""
-    return int(truncate * max_sigma + 0.5)
+@dataclasses.dataclass(frozen=True)
+class Path:
+    """Integrated Gradients along ``steps`` points of the straight path from ``baseline`` (a
+    scalar, [H, W, C] or [B, H, W, C] per image) to each item: [n, H, W, C]."""
+    steps: int
+    baseline: Any = 0.0
+
+    def passes_per_item(self) -> int:
+        return self.steps
+
+    def stream(self, items: Items, ctx):
+        base = baseline_array(self.baseline, ctx.images)
+        bases = base if items.array is ctx.images else base[
+            jax.vmap(items.image)(jnp.arange(items.n))]
+        return path_stream(items, lambda i: base[items.image(i)], bases, self.steps)
 
 
-def _kernel_terms(sigma, d, truncate):
-    """exp(-d^2 / 2 sigma^2) on the window |d| <= int(truncate * sigma + 0.5), else 0."""
-    safe = jnp.where(sigma > 0, sigma, 1.0)
-    inside = jnp.abs(d) <= jnp.floor(truncate * sigma + 0.5)
-    return jnp.where(inside, jnp.exp(-0.5 * (d / safe) ** 2), 0.0), inside
+@dataclasses.dataclass(frozen=True)
+class Noise:
+    """SmoothGrad's augmentation around ``inner``: ``nsamples`` copies of each image with PAIR's
+    Gaussian noise (sd ``stdev_spread`` x the image's range), finishing to :class:`Moments` of
+    the inner maps over the samples.
 
-
-def _offsets(n: int):
-    return jnp.arange(n, dtype=jnp.float32)[None, :] - jnp.arange(n, dtype=jnp.float32)[:, None]
-
-
-def blur_matrix(sigma, n: int, radius_cap: int, truncate: float = 4.0):
-    """[n, n] Gaussian blur along one axis, as ``scipy.ndimage.gaussian_filter1d`` with
-    ``mode="constant"`` (zeros outside): weights exp(-d^2 / 2 sigma^2) for |d| <= int(truncate *
-    sigma + 0.5), normalised over that whole window, which may be wider than the image.
-    ``sigma`` may be traced (at most the sigma behind ``radius_cap``); 0 is the identity."""
-    sigma = jnp.asarray(sigma, jnp.float32)
-    window = jnp.arange(-radius_cap, radius_cap + 1, dtype=jnp.float32)
-    total = jnp.sum(_kernel_terms(sigma, window, truncate)[0])
-    return jnp.where(sigma > 0, _kernel_terms(sigma, _offsets(n), truncate)[0] / total,
-                     jnp.eye(n, dtype=jnp.float32))
-
-
-def blur_matrix_step(sigma, step, n: int, radius_cap: int, truncate: float = 4.0):
-    """``blur_matrix(sigma + step) - blur_matrix(sigma)`` without cancellation (sigma > 0).
-
-    Subtracting two nearly equal float32 matrices loses about as many digits as ``step`` is
-    small; here each weight's change is ``e * expm1(da)`` with ``da`` formed analytically, and
-    the normaliser's change is a sum of terms of one sign.
+    A one-pass inner (the gradient) keeps running sums of its map and its square per image (two
+    rows of memory per image); a multi-pass inner (IG) keeps one map per (image, sample) until
+    its sums are done (B x nsamples rows: bound the batch for many samples).
     """
-    sigma = jnp.asarray(sigma, jnp.float32)
-    s2 = sigma + step
+    inner: Any
+    nsamples: int
+    stdev_spread: float = 0.15
 
-    def parts(d):
-        e1, in1 = _kernel_terms(sigma, d, truncate)
-        e2, in2 = _kernel_terms(s2, d, truncate)
-        # e2 = e1 * exp(da), da = d^2/2 (1/s^2 - 1/s2^2) = d^2 step (2 s + step) / (2 s^2 s2^2) >= 0
-        da = d * d * step * (2 * sigma + step) / (2 * sigma ** 2 * s2 ** 2)
-        full = jnp.exp(-0.5 * (d / s2) ** 2)
-        change = jnp.where(in1, e1 * jnp.expm1(da), jnp.where(in2, full, 0.0))
-        return e1, e2, change
+    def passes_per_item(self) -> int:
+        return self.nsamples * self.inner.passes_per_item()
 
-    window = jnp.arange(-radius_cap, radius_cap + 1, dtype=jnp.float32)
-    _, _, dz = parts(window)
-    z1 = jnp.sum(_kernel_terms(sigma, window, truncate)[0])
-    z2 = z1 + jnp.sum(dz)
-    e1, _, de = parts(_offsets(n))
-    # e2 / z2 - e1 / z1 = (de * z1 - e1 * dz) / (z1 * z2)
-    return (de * z1 - e1 * jnp.sum(dz)) / (z1 * z2)
+    def stream(self, items: Items, ctx):
+        n, key, offset = self.nsamples, ctx.key, ctx.offset
+        scale = noise_scale(ctx.images, self.stdev_spread)
 
+        def noise(i, k):
+            return noise_sample(key, ctx.images, scale, i, k, offset)
 
-def gaussian_blur(image, sigma, radius_cap: int):
-    """Blur an [H, W, C] image spatially with ``blur_matrix`` (channels untouched)."""
-    h, w = image.shape[:2]
-    return jnp.einsum("ij,jkc,lk->ilc", blur_matrix(sigma, h, radius_cap), image,
-                      blur_matrix(sigma, w, radius_cap))
+        if self.inner.passes_per_item() == 1:
+            inner, _ = self.inner.stream(items, ctx)
 
+            def moments(g, i, k):
+                m = inner.transform(g, i, 0)[0]
+                return jnp.stack([m, m * m])
 
-def gaussian_blur_slope(image, sigma, step, radius_cap: int):
-    """``(gaussian_blur(image, sigma + step) - gaussian_blur(image, sigma)) / step``, computed
-    as (dA) X B2^T + A1 X (dB)^T so that no two nearly equal images are subtracted."""
-    h, w = image.shape[:2]
-    a1, b1 = blur_matrix(sigma, h, radius_cap), blur_matrix(sigma, w, radius_cap)
-    b2 = blur_matrix(sigma + step, w, radius_cap)
-    if_sigma = sigma > 0
-    da = jnp.where(if_sigma, blur_matrix_step(sigma, step, h, radius_cap),
-                   blur_matrix(step, h, radius_cap) - a1)
-    db = jnp.where(if_sigma, blur_matrix_step(sigma, step, w, radius_cap),
-                   blur_matrix(step, w, radius_cap) - b1)
-    out = (jnp.einsum("ij,jkc,lk->ilc", da, image, b2)
-           + jnp.einsum("ij,jkc,lk->ilc", a1, image, db))
-    return out / step
+            stream = Stream(items.n, n, lambda i, k: inner.make_input(i, 0) + noise(i, k),
+                            moments, rows=2, image=inner.image)
+            return stream, lambda sums: Moments(sums[:, 0] / n, sums[:, 1] / n)
+        noisy = Items(items.n * n, lambda j: items.x(j // n) + noise(j // n, j % n),
+                      lambda j: items.image(j // n))
+        stream, finish = self.inner.stream(noisy, ctx)
+
+        def done(sums):
+            m = finish(sums)
+            shape = (items.n, n) + m.shape[1:]
+            return Moments(m.reshape(shape).mean(axis=1), (m * m).reshape(shape).mean(axis=1))
+        return stream, done

@@ -32,8 +32,6 @@ from saljax.data import to_model_input
 from saljax.parallel import batch_sharding, replicated
 from saljax.study.runner import read_npz
 
-SINGLE_PASS = {"gradient", "input_x_gradient", "guided_backprop", "gradcam", "guided_gradcam",
-               "gradcam_plus_plus"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +76,8 @@ def load_maps(workdir, model_id, setting, method, n_images, chunk_size, which="g
 
 def method_groups(methods: dict) -> list[tuple]:
     """The labels of ``methods`` ({label: hparams}) in their units: single-pass, multi-pass."""
-    single = tuple(l for l, hp in methods.items() if hp.get("method", l) in SINGLE_PASS)
+    single = tuple(l for l, hp in methods.items()
+                   if not ss.METHODS[hp.get("method", l)].multi_pass)
     multi = tuple(l for l in methods if l not in single)
     return [g for g in (single, multi) if g]
 

@@ -42,54 +42,11 @@ from saljax import train_segmenter
 from saljax.metrics import average_mask
 from saljax.models import checkpoint as model_checkpoint
 from saljax.parallel import data_mesh, initialize_distributed
+from saljax.protocol import method_hparams
 from saljax.study import agreement, randomization, statistics, utility
 from saljax.study.maps import (MapMaker, Setting, load_maps, method_groups, settings,
                                 unit_path)
 from saljax.study.runner import concurrently, guard_config, run_units, write_npz
-
-
-def default_config() -> ml_collections.ConfigDict:
-    """The study's protocol; configs override what they need (see ``configs/``)."""
-    c = ml_collections.ConfigDict()
-    c.dataset = "synthetic_cxr"      # or rsna_pneumonia, siim_pneumothorax, folder_cxr
-    c.data_path = ""                 # a built dataset; empty: build into <workdir>/data
-    c.manual_dir = ""                # the downloaded files (real datasets)
-    c.splits_csv = ""                # the study's published splits, relative to manual_dir
-    c.size = 320
-    c.synthetic = ml_collections.ConfigDict(dict(
-        seed=0, counts=(("train", 1000), ("val", 200), ("test", 200)), marker="random"))
-    c.train = train_lib.default_config()   # model, width, seeds and data_path are set per model
-    # each: name, width, seeds; optional "paths" (trained model dirs to load instead of
-    # training) and "train" (overrides of c.train for this architecture, e.g. {"epochs": 3})
-    c.models = [{"name": "inception_v3", "width": 1.0, "seeds": (0, 1, 2)},
-                {"name": "densenet121", "width": 1.0, "seeds": (0,)}]
-    c.segmentation = train_segmenter.default_config()
-    c.methods = list(ss.STUDY_METHODS)
-    c.hparams = ml_collections.ConfigDict()   # per-method overrides of the study presets
-    c.arch_hparams = ml_collections.ConfigDict()   # {architecture: {method: overrides}}
-    c.max_batch = 64                 # model inputs per chunk of passes
-    # {method: inputs per chunk}, e.g. an architecture's entry of bench's max_batch.json; a unit
-    # of several methods takes the smallest of theirs, c.max_batch for methods not listed
-    c.max_batch_per_method = ml_collections.ConfigDict()
-    c.chunk = 16                     # images per work unit
-    c.eval_images = 100              # randomization and agreement images (test positives)
-    c.utility_images = -1            # utility images: -1 = every test positive
-    c.target = 1                     # explained class (1 = abnormal); -1: the predicted class
-    c.cascading_levels = -1          # -1: every named block; k > 0: k levels evenly spread
-    c.independent_blocks = -1        # -1: every block; 0: none; k > 0: k blocks evenly spread
-    c.randomization = ml_collections.ConfigDict(dict(mode="reinit", bn="reinit"))
-    # As in the study, utility and the randomization sweep run on the first model's architecture
-    # (InceptionV3); other architectures contribute the trained model's maps of the evaluation
-    # images to reproducibility, unless True (every criterion for every architecture).
-    c.randomize_every_architecture = False
-    # SSIM on grayscale maps in [0, 1]: data_range 1. The study's code passed float maps to
-    # skimage without data_range, which then assumed 2 (the float range [-1, 1]); set 2.0 to
-    # reproduce its numbers.
-    c.ssim = ml_collections.ConfigDict(dict(data_range=1.0, win_size=7, gaussian_weights=False))
-    c.random_pairs = 200             # pairs for the random-pair SSIM pass line
-    c.bootstrap = 1000
-    c.seed = 0
-    return c
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -106,19 +63,6 @@ def _full_protocol(config, model: dict, models: list[dict]) -> bool:
     """Whether ``model`` gets utility and the randomization sweep (see
     ``randomize_every_architecture``), or only its trained maps for reproducibility."""
     return model["arch"] == models[0]["arch"] or bool(config.randomize_every_architecture)
-
-
-def _methods(config, arch: str | None = None) -> dict:
-    """``{method: hparams}``: the study presets, the config's ``hparams``, then its
-    ``arch_hparams[arch]`` (e.g. a CAM block that exists in one architecture only)."""
-    out = {}
-    per_arch = dict(config.get("arch_hparams", {}).get(arch, {})) if arch else {}
-    for m in config.methods:
-        hp = dict(ss.STUDY_PRESETS.get(m, {}))
-        hp.update(dict(config.hparams.get(m, {})))
-        hp.update(dict(per_arch.get(m, {})))
-        out[m] = hp
-    return out
 
 
 def _write_csv(path: str, rows: list[dict]) -> None:
@@ -253,7 +197,7 @@ def start_xrai_segments(config, images, progress=True):
     would slow the training threads). Returns a call that waits for them: ``{chunk: Segments}``
     padded to one shape (one compiled XRAI program), or ``{}`` when XRAI is not studied. If the
     worker fails, the call computes them itself (with a warning naming the worker's error)."""
-    if not any(hp.get("method", m) == "xrai" for m, hp in _methods(config).items()):
+    if not any(hp.get("method", m) == "xrai" for m, hp in method_hparams(config).items()):
         return lambda: {}
     imgs, chunk = _padded_images(config, images), config.chunk
     x = np.asarray(sd.to_model_input(imgs))
@@ -307,7 +251,7 @@ def plan_maps(config, models, images, workdir, segments, progress=True, share=(0
         else:   # reproducibility only: the trained model on the evaluation images
             sets = [Setting("trained", "trained", 0, n_eval)]
         out[m["id"]] = sets
-        methods = _methods(config, m["arch"])
+        methods = method_hparams(config, m["arch"])
         mine = []
         for st in sets:
             for group in method_groups(methods):
@@ -340,7 +284,7 @@ def plan_maps(config, models, images, workdir, segments, progress=True, share=(0
 # ---------------------------------------------------------------------------------- results
 def compute_results(config, models, model_settings, images, train_masks, segmenters, workdir,
                     progress=True) -> dict:
-    methods = list(_methods(config))
+    methods = list(method_hparams(config))
     ssim_kw = dict(config.ssim)
     n_util, n_eval = len(images["ids"]), min(config.eval_images, len(images["ids"]))
     ids, masks = images["ids"], images["masks"]

@@ -1,4 +1,4 @@
-"""Primitives every method is built from: targets, one gradient pass, chunked sums over passes.
+"""Chunked sums over model passes: how every multi-pass method runs its passes.
 
 A *pass* is one forward plus one backward pass of the model on one input image. Methods that
 need many passes per map (SmoothGrad, IG, SmoothGrad-IG, XRAI, Blur IG) each describe a
@@ -20,47 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from saljax.models import tapped_forward
-
 DEFAULT_MAX_BATCH = 64
-
-
-def logits_fn(model, variables):
-    """images -> float32 logits, inference mode."""
-    v = {k: variables[k] for k in ("params", "batch_stats") if k in variables}
-    return lambda images: model.apply(v, images)
-
-
-def predicted(model, variables, images):
-    """The predicted class of each image (one forward pass): [B] int32."""
-    return jnp.argmax(logits_fn(model, variables)(images), axis=-1).astype(jnp.int32)
-
-
-def gradient_pass(model, variables, images, targets=None, blocks=(), wrt_input=True):
-    """One pass: d logit[target] / d (image and named-block activations).
-
-    ``targets=None`` explains the predicted class, read from the same forward pass (the backward
-    pass starts from a one-hot cotangent chosen after the forward). With ``wrt_input=False`` the
-    backward pass stops at the deepest block. Returns ``(logits, targets, input_grads [B, H, W, C]
-    or None, {block: (activation, gradient)})``.
-    """
-    forward, zeros = tapped_forward(model, variables, images, tuple(blocks))
-    if wrt_input:
-        logits, vjp, acts = jax.vjp(forward, images, zeros, has_aux=True)
-    else:
-        logits, vjp, acts = jax.vjp(lambda taps: forward(images, taps), zeros, has_aux=True)
-    if targets is None:
-        targets = jnp.argmax(logits, axis=-1).astype(jnp.int32)
-    grads = vjp(jax.nn.one_hot(targets, logits.shape[-1], dtype=logits.dtype))
-    grad_x, grad_taps = grads if wrt_input else (None, grads[0])
-    return logits, targets, grad_x, {b: (acts[b], grad_taps[b]) for b in acts}
-
-
-def input_gradient(model, variables):
-    """(images [N, H, W, C], targets [N]) -> d logit[target] / d image, float32 [N, H, W, C]."""
-    def grad(images, targets):
-        return gradient_pass(model, variables, images, targets)[2].astype(jnp.float32)
-    return grad
 
 
 def plan_chunks(total: int, max_batch: int) -> tuple[int, int]:
