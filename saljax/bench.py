@@ -11,7 +11,6 @@ for a sweep, ``max_batch.json`` (each method's fastest chunk size).
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 import types
@@ -24,7 +23,7 @@ import numpy as np
 
 import saljax.models as sm
 import saljax.saliency as ss
-from saljax import bench_captum
+from saljax import bench_captum, files
 from saljax.protocol import PRESETS as STUDY_PRESETS
 
 # Dense bf16 / fp32 peaks in TFLOP/s (vendor datasheets, dense, no sparsity).
@@ -238,13 +237,11 @@ def run(config, workdir: str, log=print) -> list[dict]:
     metric_records = []
     if config.get("metrics_pairs", 0):
         metric_records = bench_metrics(config.metrics_pairs, config.metrics_size, log=log)
-    with open(os.path.join(workdir, "bench.json"), "w") as f:
-        json.dump(records + metric_records, f, indent=1)
-    with open(os.path.join(workdir, "bench.md"), "w") as f:
-        f.write(markdown(records) + metrics_markdown(metric_records))
+    files.write_json(os.path.join(workdir, "bench.json"), records + metric_records)
+    files.write_text(os.path.join(workdir, "bench.md"),
+                     markdown(records) + metrics_markdown(metric_records))
     if config.get("max_batch_sweep"):
-        with open(os.path.join(workdir, "max_batch.json"), "w") as f:
-            json.dump(best_max_batch(records), f, indent=1)
+        files.write_json(os.path.join(workdir, "max_batch.json"), best_max_batch(records))
     return records + metric_records
 
 

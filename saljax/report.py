@@ -19,6 +19,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from saljax import files  # noqa: E402
+
 RESERVED = ("study", "baselines")
 
 
@@ -55,7 +57,7 @@ def cascading_figure(summary, path):
     axes.flat[0].legend(fontsize=6)
     fig.suptitle("Cascading randomization: similarity to the trained model's map")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    files.save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -77,7 +79,7 @@ def agreement_figure(rows, path):
         ax.set_title(crit)
         ax.set_ylabel("SSIM between models' maps")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    files.save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -107,7 +109,7 @@ def utility_figure(rows, path):
     ax.set_ylabel("AUPRC against the lesion")
     ax.set_title("Localization utility per image")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    files.save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -130,7 +132,7 @@ def examples_figure(path_npz, path):
             if j == 0:
                 ax.set_ylabel(m, fontsize=6)
     fig.tight_layout(pad=0.2)
-    fig.savefig(path, dpi=110)
+    files.save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -224,6 +226,5 @@ def write(workdir: str) -> str:
     if os.path.exists(os.path.join(workdir, "examples.npz")):
         examples_figure(os.path.join(workdir, "examples.npz"), os.path.join(figs, "examples.png"))
     path = os.path.join(workdir, "report.md")
-    with open(path, "w") as f:
-        f.write(markdown(summary))
+    files.write_text(path, markdown(summary))
     return path

@@ -14,7 +14,6 @@ kept and finally exported with :func:`saljax.models.checkpoint.save` to
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Any
 
@@ -28,6 +27,7 @@ from tqdm.auto import tqdm
 
 import saljax.models as sm
 from saljax import data as sd
+from saljax import files
 from saljax.metrics import roc_auc
 from saljax.models import checkpoint as model_checkpoint
 from saljax.parallel import batch_sharding, data_mesh, replicated
@@ -352,6 +352,5 @@ def export_best(config, state: State, workdir: str) -> dict:
         model_checkpoint.save(path, variables, name=config.model, width=config.width,
                               num_classes=config.num_classes, metadata=meta)
         out[int(seed)] = {"path": path, **meta}
-    with open(os.path.join(workdir, "models", f"{config.model}.json"), "w") as f:
-        json.dump(out, f, indent=1)
+    files.write_json(os.path.join(workdir, "models", f"{config.model}.json"), out)
     return out

@@ -9,7 +9,6 @@ synthetic size): a killed run restarts it from the beginning.
 """
 from __future__ import annotations
 
-import json
 import os
 
 import jax
@@ -21,6 +20,7 @@ from tqdm.auto import tqdm
 
 import saljax.models as sm
 from saljax import data as sd
+from saljax import files
 from saljax.models import checkpoint as model_checkpoint
 from saljax.train import over_replicates, replicate, replicate_mode, stack_trees
 
@@ -83,8 +83,7 @@ def train_segmenters(config, splits, workdir: str, *, progress: bool = True) -> 
         model_checkpoint.save(path, v, name="unet", width=config.width, num_classes=1,
                               metadata={"seed": int(seed), "final_loss": float(loss[r])})
         out[int(seed)] = path
-    with open(os.path.join(workdir, "models", "unet.json"), "w") as f:
-        json.dump(out, f, indent=1)
+    files.write_json(os.path.join(workdir, "models", "unet.json"), out)
     return out
 
 

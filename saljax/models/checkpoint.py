@@ -14,6 +14,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from saljax import files
 from saljax.models.init import variable_shapes
 from saljax.models.registry import create
 
@@ -34,10 +35,7 @@ def save(path: str, variables, *, name: str, width: float = 1.0, num_classes: in
     tree = {k: variables[k] for k in ("params", "batch_stats")}
     checkpointer.save(target, jax.tree.map(np.asarray, tree), force=True)
     checkpointer.wait_until_finished()
-    tmp = os.path.join(path, "model.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(spec, f, indent=1)
-    os.replace(tmp, os.path.join(path, "model.json"))  # written last: marks the model complete
+    files.write_json(os.path.join(path, "model.json"), spec)  # last: marks the model complete
 
 
 def describe(path: str) -> dict:

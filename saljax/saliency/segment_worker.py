@@ -11,10 +11,11 @@ chunk c, the arrays ``atom_id_c``, ``membership_c`` and ``sizes_c`` of its ``Seg
 """
 from __future__ import annotations
 
-import os
 import sys
 
 import numpy as np
+
+from saljax import files
 
 
 def read(path: str, n_chunks: int) -> list:
@@ -42,9 +43,7 @@ def main(argv) -> int:
     for c, seg in enumerate(chunked(np.load(src, allow_pickle=False), chunk)):
         out.update({f"atom_id_{c}": seg.atom_id, f"membership_{c}": seg.membership,
                     f"sizes_{c}": seg.sizes})
-    tmp = dst + ".tmp.npz"
-    np.savez(tmp, **out)
-    os.replace(tmp, dst)
+    files.write_npz(dst, out)
     return 0
 
 

@@ -30,7 +30,7 @@ import saljax.saliency as ss
 from saljax import randomize
 from saljax.data import to_model_input
 from saljax.parallel import batch_sharding, replicated
-from saljax.study.runner import read_npz
+from saljax import files
 
 
 
@@ -69,7 +69,7 @@ def unit_path(workdir, model_id, setting, method, chunk) -> str:
 def load_maps(workdir, model_id, setting, method, n_images, chunk_size, which="gray"):
     """The maps of the first ``n_images`` study images: [n, H, W] float32."""
     chunks = -(-n_images // chunk_size)
-    parts = [read_npz(unit_path(workdir, model_id, setting, method, c))[which]
+    parts = [files.read_npz(unit_path(workdir, model_id, setting, method, c))[which]
              for c in range(chunks)]
     return np.concatenate(parts)[:n_images]
 

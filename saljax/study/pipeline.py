@@ -17,7 +17,6 @@ The study's images are the test split's positives (a lesion to localize); the fi
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -46,7 +45,9 @@ from saljax.protocol import method_hparams
 from saljax.study import agreement, randomization, statistics, utility
 from saljax.study.maps import (MapMaker, Setting, load_maps, method_groups, settings,
                                 unit_path)
-from saljax.study.runner import concurrently, guard_config, run_units, write_npz
+from saljax import files
+from saljax.files import write_npz
+from saljax.study.runner import concurrently, guard_config, run_units
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -63,16 +64,6 @@ def _full_protocol(config, model: dict, models: list[dict]) -> bool:
     """Whether ``model`` gets utility and the randomization sweep (see
     ``randomize_every_architecture``), or only its trained maps for reproducibility."""
     return model["arch"] == models[0]["arch"] or bool(config.randomize_every_architecture)
-
-
-def _write_csv(path: str, rows: list[dict]) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
-        if rows:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _log(progress, msg):
@@ -317,7 +308,7 @@ def compute_results(config, models, model_settings, images, train_masks, segment
         sc = utility.scores(sm_, masks)
         base_util[f"unet_seed{k}"] = sc
         util_rows += utility.rows("segmentation", f"unet_{k}", "trained", ids, sc)
-    _write_csv(os.path.join(workdir, "utility.csv"), util_rows)
+    files.write_csv(os.path.join(workdir, "utility.csv"), util_rows)
 
     # --- randomization
     rand_rows, line_rows = [], []
@@ -344,8 +335,8 @@ def compute_results(config, models, model_settings, images, train_masks, segment
                                       "kind": st.kind, "level": st.level, "setting": st.name,
                                       "image": ids[j],
                                       **{k: float(v[i * n_eval + j]) for k, v in sim.items()}})
-    _write_csv(os.path.join(workdir, "randomization.csv"), rand_rows)
-    _write_csv(os.path.join(workdir, "pass_lines.csv"), line_rows)
+    files.write_csv(os.path.join(workdir, "randomization.csv"), rand_rows)
+    files.write_csv(os.path.join(workdir, "pass_lines.csv"), line_rows)
 
     # --- repeatability / reproducibility
     agree_rows = []
@@ -365,13 +356,11 @@ def compute_results(config, models, model_settings, images, train_masks, segment
             agree_rows += [{"criterion": "baseline", "method": "segmentation",
                             "model_a": f"unet_{a}", "model_b": f"unet_{b}", "image": ids[j],
                             "ssim": float(v[j])} for j in range(n_eval)]
-    _write_csv(os.path.join(workdir, "agreement.csv"), agree_rows)
+    files.write_csv(os.path.join(workdir, "agreement.csv"), agree_rows)
 
     summary = _summary(config, models, model_settings, methods, util_rows, rand_rows,
                        pass_lines, agree_rows, base_util, seg_agree, n_util, n_eval)
-    with open(os.path.join(workdir, "summary.json.tmp"), "w") as f:
-        json.dump(summary, f, indent=1)
-    os.replace(os.path.join(workdir, "summary.json.tmp"), os.path.join(workdir, "summary.json"))
+    files.write_json(os.path.join(workdir, "summary.json"), summary)
     _write_examples(config, models, model_settings, methods, images, workdir)
     return summary
 
@@ -548,7 +537,7 @@ def run(config, workdir: str, *, progress: bool = True) -> dict | None:
         concurrently(list(trainings.values()) + unets)
     if rank == 0:
         models = with_val_auc(models)
-        _write_json(os.path.join(workdir, "models.json"),
+        files.write_json(os.path.join(workdir, "models.json"),
                     {"data_path": data_path, "models": models, "segmenters": segmenters})
     if size > 1:
         concurrently(list(map_jobs.values()))
@@ -558,8 +547,3 @@ def run(config, workdir: str, *, progress: bool = True) -> dict | None:
     return compute_results(config, models, model_settings, images, training_masks(splits),
                            segmenters, workdir, progress)
 
-
-def _write_json(path, obj) -> None:
-    with open(path + ".tmp", "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(path + ".tmp", path)

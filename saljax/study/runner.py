@@ -11,8 +11,9 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Sequence
 
-import numpy as np
 from tqdm.auto import tqdm
+
+from saljax import files
 
 
 class ConfigChanged(ValueError):
@@ -33,23 +34,7 @@ def guard_config(workdir: str, config_json: str) -> None:
                 f"{workdir} holds a study run with another config (differs in: "
                 f"{', '.join(diff)}); use a new --workdir or delete the old one")
         return
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(config_json)
-    os.replace(tmp, path)
-
-
-def write_npz(path: str, arrays: dict) -> None:
-    """Write ``arrays`` to ``path`` atomically (temporary file, then rename)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
-    os.replace(tmp, path)
-
-
-def read_npz(path: str) -> dict:
-    with np.load(path, allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}
+    files.write_text(path, config_json)
 
 
 def run_units(units: Iterable[tuple[dict, Callable[[], dict]]], desc: str,
@@ -64,7 +49,7 @@ def run_units(units: Iterable[tuple[dict, Callable[[], dict]]], desc: str,
     for paths, compute in todo:
         results = compute()
         for name, path in paths.items():
-            write_npz(path, results[name])
+            files.write_npz(path, results[name])
         bar.update(1)
     bar.close()
     return len(todo)
