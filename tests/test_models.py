@@ -281,3 +281,15 @@ def test_fold_batchnorm_errors_name_the_problem():
         sm.fold_batchnorm(folded, fv)
     with pytest.raises(ValueError, match="inference-only"):
         folded.apply(fv, jnp.zeros((1, 32, 32, 3)), train=True, mutable=["batch_stats"])
+
+
+def test_every_architecture_declares_the_model_protocol():
+    """What saliency, randomization and Keras import read of a model, declared by each one."""
+    from saljax.models.protocol import Classifier
+    for name in sm.MODELS:
+        model = sm.create(name, width=0.125)
+        assert isinstance(model, Classifier), name
+        assert model.name_in_registry == name
+        assert model.default_cam_block in sm.block_names(model)
+        assert model.keras_application.lower() == name.replace("_", "")
+    assert not isinstance(sm.create("unet", num_classes=1), Classifier)   # a segmenter

@@ -13,8 +13,8 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from saljax.models.layers import (Activation, BatchNorm, Head, channels, check_foldable,
-                                  check_images, conv_bn, kernel_init, tap)
+from saljax.models.layers import (Activation, Head, Layers, channels, check_foldable,
+                                  check_images, tap)
 
 EPS = 1.001e-5
 MIN_SIZE = 32
@@ -22,78 +22,64 @@ BLOCKS = {"densenet121": (6, 12, 24, 16), "densenet169": (6, 12, 32, 32),
           "densenet201": (6, 12, 48, 32)}
 
 
-class _Unit(nn.Module):
-    act: Activation = nn.relu
-    dtype: jnp.dtype = jnp.float32
-    bn_momentum: float = 0.99
-    fold_bn: bool = False
-
-    def bn(self, name, train):
-        return lambda x: BatchNorm(epsilon=EPS, momentum=self.bn_momentum, dtype=self.dtype,
-                                   name=name)(x, train)
-
-    def conv(self, name, c, k, strides=1, padding="SAME"):
-        return nn.Conv(c, (k, k), (strides, strides), padding=padding, use_bias=False,
-                       dtype=self.dtype, kernel_init=kernel_init, name=name)
-
-    def conv_bn(self, conv_name, bn_name, c, k, strides, padding, train):
-        """A conv and the BatchNorm right after it (foldable, unlike the pre-activation ones)."""
-        return conv_bn(c, (k, k), (strides, strides), padding, self.dtype, fold=self.fold_bn,
-                       train=train, epsilon=EPS, momentum=self.bn_momentum, conv_name=conv_name,
-                       bn_name=bn_name)
-
-
-class Stem(_Unit):
+class Stem(nn.Module):
     """``conv1``: zero-pad 3, 7x7/2 conv, BN, ReLU (then, outside the block, pad 1 + 3x3/2 max)."""
     features: int = 64
+    layers: Layers = Layers()
 
     @nn.compact
     def __call__(self, x, train=False):
-        x = self.conv_bn("conv", "bn", self.features, 7, 2, ((3, 3), (3, 3)), train)(x)
-        return tap(self, self.act(x))
+        x = self.layers.conv_bn(self.features, 7, 2, ((3, 3), (3, 3)), train=train)(x)
+        return tap(self, self.layers.act(x))
 
 
-class DenseLayer(_Unit):
-    """Keras ``conv_block``: BN-ReLU-1x1 conv (4 x growth), BN-ReLU-3x3 conv (growth), concat."""
+class DenseLayer(nn.Module):
+    """Keras ``conv_block``: BN-ReLU-1x1 conv (4 x growth), BN-ReLU-3x3 conv (growth), concat.
+    The first BatchNorm comes before its conv (pre-activation), the second right after one."""
     growth: int = 32
+    layers: Layers = Layers()
 
     @nn.compact
     def __call__(self, x, train=False):
-        y = self.conv_bn("1_conv", "1_bn", 4 * self.growth, 1, 1, "SAME", train)(
-            self.act(self.bn("0_bn", train)(x)))
-        y = self.conv("2_conv", self.growth, 3)(self.act(y))
+        lay = self.layers
+        y = lay.conv_bn(4 * self.growth, 1, train=train, conv_name="1_conv", bn_name="1_bn")(
+            lay.act(lay.norm("0_bn")(x, train)))
+        y = lay.conv(self.growth, 3, name="2_conv")(lay.act(y))
         return jnp.concatenate([x, y], axis=-1)
 
 
-class DenseBlock(_Unit):
-    """``conv2 .. conv5``: ``layers`` dense layers named ``block1 ..``."""
-    layers: int = 6
+class DenseBlock(nn.Module):
+    """``conv2 .. conv5``: ``n_layers`` dense layers named ``block1 ..``."""
+    n_layers: int = 6
     growth: int = 32
+    layers: Layers = Layers()
 
     @nn.compact
     def __call__(self, x, train=False):
-        for i in range(self.layers):
-            x = DenseLayer(self.act, self.dtype, self.bn_momentum, self.fold_bn, self.growth,
-                           name=f"block{i + 1}")(x, train)
+        for i in range(self.n_layers):
+            x = DenseLayer(self.growth, self.layers, name=f"block{i + 1}")(x, train)
         return tap(self, x)
 
 
-class Transition(_Unit):
+class Transition(nn.Module):
     """``pool2 .. pool4``: BN, ReLU, 1x1 conv halving the channels, 2x2/2 average pool."""
+    layers: Layers = Layers()
 
     @nn.compact
     def __call__(self, x, train=False):
-        x = self.act(self.bn("bn", train)(x))
-        x = self.conv("conv", int(x.shape[-1] * 0.5), 1)(x)
+        lay = self.layers
+        x = lay.act(lay.norm("bn")(x, train))
+        x = lay.conv(int(x.shape[-1] * 0.5), 1, name="conv")(x)
         return tap(self, nn.avg_pool(x, (2, 2), (2, 2), padding="VALID"))
 
 
-class FinalNorm(_Unit):
+class FinalNorm(nn.Module):
     """``bn``: the BatchNorm + ReLU after the last dense block (the usual GradCAM target)."""
+    layers: Layers = Layers()
 
     @nn.compact
     def __call__(self, x, train=False):
-        return tap(self, self.act(self.bn("norm", train)(x)))
+        return tap(self, self.layers.act(self.layers.norm("norm")(x, train)))
 
 
 class DenseNet(nn.Module):
@@ -117,11 +103,18 @@ class DenseNet(nn.Module):
 
     default_cam_block = "bn"
     min_size = MIN_SIZE
+    keras_explicit_names = True        # conv2_block1_1_conv, as the Flax paths
     bn_folds = {"conv": ("bn", EPS), "1_conv": ("1_bn", EPS)}
 
     @property
     def name_in_registry(self):
         return {v: k for k, v in BLOCKS.items()}.get(tuple(self.blocks), "densenet")
+
+    @property
+    def keras_application(self):
+        """``DenseNet121`` etc. (None for a block layout Keras does not build)."""
+        name = self.name_in_registry
+        return f"DenseNet{name[len('densenet'):]}" if name in BLOCKS else None
 
     @staticmethod
     def block_names():
@@ -132,15 +125,15 @@ class DenseNet(nn.Module):
     def __call__(self, x, train: bool = False):
         check_images(x, self.name_in_registry, MIN_SIZE)
         check_foldable(self.fold_bn, train, self.name_in_registry)
-        kw = dict(act=self.act, dtype=self.dtype, bn_momentum=self.bn_momentum,
-                  fold_bn=self.fold_bn)
+        layers = Layers(act=self.act, dtype=self.dtype, bn_epsilon=EPS,
+                        bn_momentum=self.bn_momentum, fold_bn=self.fold_bn)
         growth = channels(32, self.width)
-        x = Stem(features=channels(64, self.width), name="conv1", **kw)(x.astype(self.dtype), train)
+        x = Stem(channels(64, self.width), layers, name="conv1")(x.astype(self.dtype), train)
         x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
         x = nn.max_pool(x, (3, 3), (2, 2), padding="VALID")
         for i, n in enumerate(self.blocks):
-            x = DenseBlock(layers=n, growth=growth, name=f"conv{i + 2}", **kw)(x, train)
+            x = DenseBlock(n, growth, layers, name=f"conv{i + 2}")(x, train)
             if i < len(self.blocks) - 1:
-                x = Transition(name=f"pool{i + 2}", **kw)(x, train)
-        x = FinalNorm(name="bn", **kw)(x, train)
+                x = Transition(layers, name=f"pool{i + 2}")(x, train)
+        x = FinalNorm(layers, name="bn")(x, train)
         return Head(self.num_classes, self.dtype, name="logits")(x)

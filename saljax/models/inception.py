@@ -12,8 +12,8 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from saljax.models.layers import (Activation, Head, channels, check_foldable, check_images,
-                                  conv_bn, tap)
+from saljax.models.layers import (Activation, Head, Layers, channels, check_foldable,
+                                  check_images, tap)
 
 STEM = ("stem_1a_3x3", "stem_2a_3x3", "stem_2b_3x3", "stem_3b_1x1", "stem_4a_3x3")
 MIXED = tuple(f"mixed{i}" for i in range(11))
@@ -22,26 +22,19 @@ EPS = 1e-3                      # BatchNorm epsilon (Keras's conv2d_bn)
 
 
 class ConvBN(nn.Module):
-    """Keras ``conv2d_bn``: conv (no bias) -> BatchNorm(scale=False, eps=1e-3) -> activation.
-
-    With ``fold_bn`` the BatchNorm is folded into the conv (a conv with bias, inference only; see
-    :func:`saljax.models.fold_batchnorm`).
-    """
+    """Keras ``conv2d_bn``: conv (no bias) -> BatchNorm(scale=False, eps=1e-3) -> activation
+    (or the conv with the BatchNorm folded in: ``layers.fold_bn``)."""
     features: int
     kernel: Sequence[int]
     strides: Sequence[int] = (1, 1)
     padding: str = "SAME"
-    act: Activation = nn.relu
-    dtype: jnp.dtype = jnp.float32
-    bn_momentum: float = 0.99
-    fold_bn: bool = False
+    layers: Layers = Layers()
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        x = conv_bn(self.features, self.kernel, self.strides, self.padding, self.dtype,
-                    fold=self.fold_bn, train=train, epsilon=EPS, momentum=self.bn_momentum,
-                    use_scale=False)(x)
-        return tap(self, self.act(x))
+        x = self.layers.conv_bn(self.features, self.kernel, self.strides, self.padding,
+                                train=train)(x)
+        return tap(self, self.layers.act(x))
 
 
 def _pool_same(x):
@@ -54,16 +47,13 @@ def _max_pool(x):
 
 
 class _Mixed(nn.Module):
-    """Base for the mixed blocks: a conv-bn factory with the block's settings."""
+    """Base for the mixed blocks: ``cbn`` makes a named :class:`ConvBN` of ``c`` published
+    channels scaled by ``width``."""
     width: float = 1.0
-    act: Activation = nn.relu
-    dtype: jnp.dtype = jnp.float32
-    bn_momentum: float = 0.99
-    fold_bn: bool = False
+    layers: Layers = Layers()
 
     def cbn(self, name, c, kernel, strides=(1, 1), padding="SAME"):
-        return ConvBN(channels(c, self.width), kernel, strides, padding, self.act, self.dtype,
-                      self.bn_momentum, self.fold_bn, name=name)
+        return ConvBN(channels(c, self.width), kernel, strides, padding, self.layers, name=name)
 
 
 class InceptionA(_Mixed):
@@ -163,6 +153,8 @@ class InceptionV3(nn.Module):
     name_in_registry = "inception_v3"
     min_size = MIN_SIZE
     default_cam_block = "mixed10"
+    keras_application = "InceptionV3"
+    keras_explicit_names = False       # Keras names its layers conv2d_<k>, batch_normalization_<k>
     bn_folds = {"conv": ("bn", EPS)}   # conv -> the BatchNorm after it, its epsilon
 
     @staticmethod
@@ -174,10 +166,10 @@ class InceptionV3(nn.Module):
         check_images(x, "inception_v3", MIN_SIZE)
         check_foldable(self.fold_bn, train, "inception_v3")
         x = x.astype(self.dtype)
-        kw = dict(act=self.act, dtype=self.dtype, bn_momentum=self.bn_momentum,
-                  fold_bn=self.fold_bn)
+        layers = Layers(act=self.act, dtype=self.dtype, bn_epsilon=EPS,
+                        bn_momentum=self.bn_momentum, bn_scale=False, fold_bn=self.fold_bn)
         cbn = lambda name, c, k, s=(1, 1), p="SAME": ConvBN(
-            channels(c, self.width), k, s, p, name=name, **kw)
+            channels(c, self.width), k, s, p, layers, name=name)
         x = cbn(STEM[0], 32, (3, 3), (2, 2), "VALID")(x, train)
         x = cbn(STEM[1], 32, (3, 3), p="VALID")(x, train)
         x = cbn(STEM[2], 64, (3, 3))(x, train)
@@ -185,7 +177,7 @@ class InceptionV3(nn.Module):
         x = cbn(STEM[3], 80, (1, 1), p="VALID")(x, train)
         x = cbn(STEM[4], 192, (3, 3), p="VALID")(x, train)
         x = _max_pool(x)
-        mkw = dict(width=self.width, **kw)
+        mkw = dict(width=self.width, layers=layers)
         for i, pool_features in enumerate((32, 64, 64)):
             x = InceptionA(pool_features=pool_features, name=MIXED[i], **mkw)(x, train)
         x = InceptionB(name=MIXED[3], **mkw)(x, train)

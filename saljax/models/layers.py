@@ -1,4 +1,6 @@
-"""Shared building blocks: Keras-matching initializers, a tap for named blocks, input checks.
+"""Shared building blocks: :class:`Layers` (how a network builds its convs, BatchNorms and
+activations, configured once and passed to every block), Keras's BatchNorm arithmetic, the
+study's head, a tap for named blocks, input checks.
 
 A *tap* marks the output of a named block. It records the activation in the ``intermediates``
 collection (when that collection is mutable) and adds an optional zero-valued ``taps`` variable, so
@@ -8,11 +10,14 @@ tap is the identity and costs nothing.
 """
 from __future__ import annotations
 
-from typing import Callable
+import dataclasses
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax.numpy as jnp
 from jax import lax
+
+Activation = Callable[[jnp.ndarray], jnp.ndarray]
 
 # keras.layers.Conv2D / Dense defaults, so freshly initialised models match Keras's statistics.
 kernel_init = nn.initializers.glorot_uniform()
@@ -84,22 +89,6 @@ class BatchNorm(nn.Module):
         return (x * inv + (-mean * inv + bias)).astype(self.dtype)
 
 
-def conv_bn(features, kernel, strides=(1, 1), padding="SAME", dtype=jnp.float32, *, fold: bool,
-            train: bool, epsilon: float, momentum: float, use_scale: bool = True,
-            conv_name: str = "conv", bn_name: str = "bn"):
-    """A bias-free conv followed by :class:`BatchNorm`, as submodules ``conv_name`` and
-    ``bn_name`` of the calling module; with ``fold`` a single conv with bias ``conv_name`` (the
-    BatchNorm folded into it, :func:`saljax.models.fold_batchnorm`). Call inside a compact method.
-    """
-    conv = nn.Conv(features, tuple(kernel), tuple(strides), padding=padding, use_bias=fold,
-                   dtype=dtype, kernel_init=kernel_init, name=conv_name)
-    if fold:
-        return conv
-    bn = BatchNorm(epsilon=epsilon, momentum=momentum, use_scale=use_scale, dtype=dtype,
-                   name=bn_name)
-    return lambda x: bn(conv(x), train)
-
-
 def check_foldable(fold_bn: bool, train: bool, name: str) -> None:
     if fold_bn and train:
         raise ValueError(f"{name} with folded BatchNorm (fold_bn=True) is inference-only: it has "
@@ -123,4 +112,44 @@ class Head(nn.Module):
         return tap(self, y.astype(jnp.float32))
 
 
-Activation = Callable[[jnp.ndarray], jnp.ndarray]
+def _pair(k):
+    return (k, k) if isinstance(k, int) else tuple(k)
+
+
+@dataclasses.dataclass(frozen=True)
+class Layers:
+    """How a network builds its layers, configured once by the model and passed to each block
+    (as flax's ``examples/imagenet`` passes ``conv`` and ``norm``).
+
+    ``act`` is every ReLU (replaced for Guided Backprop); ``dtype`` the compute dtype (parameters
+    stay float32); BatchNorms have ``bn_epsilon``, ``bn_momentum`` and a scale when ``bn_scale``;
+    with ``fold_bn`` a conv and the BatchNorm right after it are one conv with a bias
+    (:func:`saljax.models.fold_batchnorm`, inference only). The methods create submodules of the
+    calling module: call them inside its compact method.
+    """
+    act: Activation = nn.relu
+    dtype: Any = jnp.float32
+    bn_epsilon: float = 1e-3
+    bn_momentum: float = 0.99
+    bn_scale: bool = True
+    fold_bn: bool = False
+
+    def conv(self, features: int, kernel, strides=1, padding="SAME", *, name: str,
+             bias: bool = False) -> nn.Conv:
+        return nn.Conv(features, _pair(kernel), _pair(strides), padding=padding, use_bias=bias,
+                       dtype=self.dtype, kernel_init=kernel_init, name=name)
+
+    def norm(self, name: str) -> "BatchNorm":
+        """A BatchNorm; call it as ``norm(name)(x, train)``."""
+        return BatchNorm(epsilon=self.bn_epsilon, momentum=self.bn_momentum,
+                         use_scale=self.bn_scale, dtype=self.dtype, name=name)
+
+    def conv_bn(self, features: int, kernel, strides=1, padding="SAME", *, train: bool,
+                conv_name: str = "conv", bn_name: str = "bn"):
+        """A bias-free conv and the BatchNorm after it (submodules ``conv_name``, ``bn_name``),
+        or with ``fold_bn`` the single conv with bias ``conv_name``: ``x -> y``."""
+        conv = self.conv(features, kernel, strides, padding, name=conv_name, bias=self.fold_bn)
+        if self.fold_bn:
+            return conv
+        bn = self.norm(bn_name)
+        return lambda x: bn(conv(x), train)

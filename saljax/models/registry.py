@@ -1,6 +1,8 @@
 """``create(name, ...)`` and ``block_names(model)``: the models the study uses, by name."""
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax.numpy as jnp
 
@@ -8,8 +10,12 @@ from saljax.models.densenet import BLOCKS, DenseNet
 from saljax.models.inception import InceptionV3
 from saljax.models.unet import UNet
 
-MODELS = ("inception_v3",) + tuple(BLOCKS)
-SEGMENTERS = ("unet",)
+# name -> constructor of a Classifier (saljax.models.protocol); add an architecture here
+CLASSIFIERS = {"inception_v3": InceptionV3,
+               **{name: functools.partial(DenseNet, blocks=blocks)
+                  for name, blocks in BLOCKS.items()}}
+SEGMENTERS = {"unet": UNet}
+MODELS = tuple(CLASSIFIERS)
 
 
 def create(name: str, *, num_classes: int = 2, width: float = 1.0, dtype=jnp.float32,
@@ -25,14 +31,12 @@ def create(name: str, *, num_classes: int = 2, width: float = 1.0, dtype=jnp.flo
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     if not width > 0:
         raise ValueError(f"width must be > 0, got {width}")
-    if name == "inception_v3":
-        return InceptionV3(num_classes=num_classes, width=width, act=act, dtype=dtype)
-    if name in BLOCKS:
-        return DenseNet(blocks=BLOCKS[name], num_classes=num_classes, width=width, act=act,
-                        dtype=dtype)
-    if name == "unet":
-        return UNet(width=width, num_classes=num_classes, dtype=dtype)
-    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS + SEGMENTERS)}")
+    if name in CLASSIFIERS:
+        return CLASSIFIERS[name](num_classes=num_classes, width=width, act=act, dtype=dtype)
+    if name in SEGMENTERS:
+        return SEGMENTERS[name](width=width, num_classes=num_classes, dtype=dtype)
+    raise ValueError(f"unknown model {name!r}; choose one of "
+                     f"{', '.join(MODELS + tuple(SEGMENTERS))}")
 
 
 def block_names(model: nn.Module) -> tuple[str, ...]:

@@ -10,21 +10,20 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from saljax.models.layers import BatchNorm, channels, check_images
+from saljax.models.layers import Layers, channels, check_images
 
 
 class _Stage(nn.Module):
+    """Two 3x3 conv + BatchNorm + ReLU."""
     features: int
-    bn_momentum: float
-    dtype: jnp.dtype
+    layers: Layers
 
     @nn.compact
     def __call__(self, x, train):
         for i in range(2):
-            x = nn.Conv(self.features, (3, 3), use_bias=False, dtype=self.dtype,
-                        name=f"conv{i}")(x)
-            x = BatchNorm(momentum=self.bn_momentum, dtype=self.dtype, name=f"bn{i}")(x, train)
-            x = nn.relu(x)
+            x = self.layers.conv_bn(self.features, 3, train=train, conv_name=f"conv{i}",
+                                    bn_name=f"bn{i}")(x)
+            x = self.layers.act(x)
         return x
 
 
@@ -45,20 +44,20 @@ class UNet(nn.Module):
         m = 1 << self.depth
         x = jnp.pad(x, ((0, 0), (0, -h % m), (0, -w % m), (0, 0)), mode="edge")
         x = x.astype(self.dtype)
+        layers = Layers(dtype=self.dtype, bn_momentum=self.bn_momentum)
         skips = []
         for level in range(self.depth):
-            x = _Stage(channels(16 * 2 ** level, self.width), self.bn_momentum, self.dtype,
-                       name=f"down{level}")(x, train)
+            x = _Stage(channels(16 * 2 ** level, self.width), layers, name=f"down{level}")(
+                x, train)
             skips.append(x)
             x = nn.max_pool(x, (2, 2), (2, 2))
-        x = _Stage(channels(16 * 2 ** self.depth, self.width), self.bn_momentum, self.dtype,
-                   name="bottom")(x, train)
+        x = _Stage(channels(16 * 2 ** self.depth, self.width), layers, name="bottom")(x, train)
         for level in reversed(range(self.depth)):
             f = channels(16 * 2 ** level, self.width)
             x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)     # nearest-neighbour x2
-            x = nn.Conv(f, (2, 2), dtype=self.dtype, name=f"up{level}")(x)
+            x = layers.conv(f, 2, name=f"up{level}", bias=True)(x)
             x = jnp.concatenate([x, skips[level]], axis=-1)
-            x = _Stage(f, self.bn_momentum, self.dtype, name=f"merge{level}")(x, train)
-        x = nn.Conv(self.num_classes, (1, 1), dtype=self.dtype, name="head")(x)
+            x = _Stage(f, layers, name=f"merge{level}")(x, train)
+        x = layers.conv(self.num_classes, 1, name="head", bias=True)(x)
         x = x[:, :h, :w].astype(jnp.float32)
         return x[..., 0] if self.num_classes == 1 else x
