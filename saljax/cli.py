@@ -67,7 +67,7 @@ def _data_build(args) -> int:
 
 
 def _train(args, overrides) -> int:
-    from saljax import train
+    from saljax.training import classifier as train
     from saljax.config import load
 
     config = load(args.config, overrides)

@@ -7,7 +7,7 @@ from typing import Any
 
 import ml_collections
 
-from saljax import train, train_segmenter
+from saljax.training import classifier, segmenter
 
 STUDY_METHODS = ("gradient", "smoothgrad", "integrated_gradients", "smoothgrad_ig",
                  "guided_backprop", "gradcam", "guided_gradcam", "xrai")
@@ -37,12 +37,12 @@ def default_config() -> ml_collections.ConfigDict:
     c.size = 320
     c.synthetic = ml_collections.ConfigDict(dict(
         seed=0, counts=(("train", 1000), ("val", 200), ("test", 200)), marker="random"))
-    c.train = train.default_config()   # model, width, seeds and data_path are set per model
+    c.train = classifier.default_config()   # model, width, seeds and data_path are set per model
     # each: name, width, seeds; optional "paths" (trained model dirs to load instead of
     # training) and "train" (overrides of c.train for this architecture, e.g. {"epochs": 3})
     c.models = [{"name": "inception_v3", "width": 1.0, "seeds": (0, 1, 2)},
                 {"name": "densenet121", "width": 1.0, "seeds": (0,)}]
-    c.segmentation = train_segmenter.default_config()
+    c.segmentation = segmenter.default_config()
     c.methods = list(STUDY_METHODS)
     c.hparams = ml_collections.ConfigDict()   # per-method overrides of the study presets
     c.arch_hparams = ml_collections.ConfigDict()   # {architecture: {method: overrides}}

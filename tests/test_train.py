@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import saljax.data as sd
-from saljax import train
+from saljax.training import classifier as train
+from saljax.training.replicates import stack_trees
 from saljax.models import checkpoint
 from train_worker import config
 
@@ -72,15 +73,15 @@ def test_a_replicate_under_vmap_takes_the_step_it_would_take_alone(tiny_data):
     c.optimizer, c.learning_rate = "sgd", 0.05
     c.replicates = "vmap"
     model = train._model(c)
-    batch = train._ReplicateBatches(c, sd.open_splits(tiny_data)["train"])[0]
-    both = train.stack_trees(*[train.init_state(c, model, s) for s in c.seeds])
+    batch = train.replicate_batches(c, sd.open_splits(tiny_data)["train"])[0]
+    both = stack_trees(*[train.init_state(c, model, s) for s in c.seeds])
     alone = jax.tree.map(lambda a: a[1:], both)
     keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(s), 0))(jnp.asarray(c.seeds))
     step = train.make_train_step(c, model)
     start = jax.tree.map(lambda a: np.asarray(a[1]), both.params)
     x, y = jnp.asarray(batch["image"]), jnp.asarray(batch["label"].astype(np.int32))
-    new_both, _ = step(both, x, y, jnp.ones(2), keys)
-    new_alone, _ = step(alone, x[1:], y[1:], jnp.ones(2), keys[1:])
+    new_both, _ = step(both, {"image": x, "label": y}, keys, jnp.ones(2))
+    new_alone, _ = step(alone, {"image": x[1:], "label": y[1:]}, keys[1:], jnp.ones(2))
 
     def update(new, r):
         return np.concatenate([np.ravel(np.asarray(a[r]) - b) for a, b in
@@ -93,9 +94,10 @@ def test_a_replicate_under_vmap_takes_the_step_it_would_take_alone(tiny_data):
     assert not np.allclose(update(new_both, 0), u_both)
     # the CPU's loop over replicates runs the single-replicate step itself: bitwise the same
     c.replicates = "loop"
-    new_loop, _ = train.make_train_step(c, model)(both, x, y, jnp.ones(2), keys)
-    new_alone_loop, _ = train.make_train_step(c, model)(alone, x[1:], y[1:], jnp.ones(2),
-                                                         keys[1:])
+    new_loop, _ = train.make_train_step(c, model)(both, {"image": x, "label": y}, keys,
+                                                  jnp.ones(2))
+    new_alone_loop, _ = train.make_train_step(c, model)(
+        alone, {"image": x[1:], "label": y[1:]}, keys[1:], jnp.ones(2))
     np.testing.assert_array_equal(update(new_loop, 1), update(new_alone_loop, 0))
     assert np.linalg.norm(update(new_loop, 1) - u_alone) <= 1e-3 * np.linalg.norm(u_alone)
 
@@ -110,7 +112,7 @@ def test_label_randomization_trains_on_permuted_labels(tiny_data):
     permuted = train._randomized_labels(source, 10_000 + c.seeds[0])
     assert sorted(permuted) == sorted(original) and not np.array_equal(permuted, original)
     label_of = {source[i]["id"]: int(permuted[i]) for i in range(len(source))}
-    batches = train._ReplicateBatches(c, source, keys=("id", "label"))
+    batches = train.replicate_batches(c, source, keys=("id", "label"))
     for step in range(2 * batches.steps_per_epoch):
         batch = batches[step]
         for r in range(len(c.seeds)):

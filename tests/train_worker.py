@@ -1,7 +1,7 @@
 """A training run for tests, as its own process (so that a test can kill it)."""
 import sys
 
-from saljax import train
+from saljax.training import classifier as train
 
 
 def config(data_path, max_steps=-1):

@@ -36,8 +36,8 @@ import saljax.models as sm
 import saljax.saliency as ss
 from saljax.saliency import segment_worker
 from saljax import data as sd
-from saljax import train as train_lib
-from saljax import train_segmenter
+from saljax.training import classifier as train_lib
+from saljax.training import segmenter as train_segmenter
 from saljax.metrics import average_mask
 from saljax.models import checkpoint as model_checkpoint
 from saljax.parallel import data_mesh, initialize_distributed
@@ -170,7 +170,7 @@ def plan_segmenters(config, splits, workdir, progress=True):
 
     def training():
         _log(progress, f"training {len(seeds)} segmentation U-Nets")
-        train_segmenter.train_segmenters(config.segmentation, splits, workdir, progress=progress)
+        train_segmenter.train(config.segmentation, splits, workdir, progress=progress)
     return paths, training
 
 

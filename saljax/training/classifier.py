@@ -1,15 +1,10 @@
-"""Training classifiers: replicate seeds under ``vmap``, optax, orbax checkpoints, exact resume.
+"""Training classifiers: replicate seeds together, optax, best-by-validation-AUC, exact resume.
 
-``train(config, workdir)`` trains ``len(config.seeds)`` replicates of one architecture together:
-one jitted ``vmap``-ed step updates every replicate (each with its own initialisation, data order
-and augmentation), data-parallel over the devices of ``mesh``; on the CPU, where batched
-convolutions are slow, the same jitted step runs once per replicate (``config.replicates``). Batch k of replicate r is always the
-same batch and every random draw is ``fold_in(key, step)``, so a run killed at any point and
-resumed from its last orbax checkpoint ends with the parameters of an uninterrupted run.
-
-Each epoch ends with the validation AUC of every replicate; each replicate's best variables are
-kept and finally exported with :func:`saljax.models.checkpoint.save` to
-``workdir/models/<name>_seed<seed>``.
+``train(config, workdir)`` trains ``len(config.seeds)`` replicates of one architecture through
+:func:`saljax.training.loop.fit` (each replicate with its own initialisation, data order and
+augmentation; orbax checkpoints in ``workdir/checkpoints``). Each epoch ends with the
+validation AUC of every replicate; each replicate's best variables are kept and finally
+exported with :func:`saljax.models.checkpoint.save` to ``workdir/models/<name>_seed<seed>``.
 """
 from __future__ import annotations
 
@@ -22,15 +17,14 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
-from tqdm.auto import tqdm
 
 import saljax.models as sm
 from saljax import data as sd
 from saljax import files
 from saljax.metrics import roc_auc
 from saljax.models import checkpoint as model_checkpoint
-from saljax.parallel import batch_sharding, data_mesh, replicated
+from saljax.training.loop import Task, every_replicate, fit
+from saljax.training.replicates import ReplicateBatches, over_replicates, replicate, replicate_mode
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -58,69 +52,6 @@ def default_config() -> ml_collections.ConfigDict:
     c.replicates = "auto"          # "vmap": one batched step; "loop": one step per replicate;
                                    # "auto": vmap on accelerators, loop on the CPU
     return c
-
-
-def replicate_mode(config) -> str:
-    """How replicate seeds share a step. XLA's CPU backend runs ``vmap``-ed convolutions as
-    grouped convolutions several times slower than separate ones, so ``"auto"`` loops there."""
-    mode = config.get("replicates", "auto")
-    if mode == "auto":
-        return "loop" if jax.default_backend() == "cpu" else "vmap"
-    if mode not in ("vmap", "loop"):
-        raise ValueError(f"replicates must be 'auto', 'vmap' or 'loop', got {mode!r}")
-    return mode
-
-
-def _host_side() -> bool:
-    """Whether arrays live in host memory on one device (the usual CPU backend), where numpy
-    reads and stacks them in place; with several devices, arrays keep their shardings."""
-    return jax.default_backend() == "cpu" and jax.local_device_count() == 1
-
-
-@jax.jit
-def _stack_compiled(*trees):
-    return jax.tree.map(lambda *a: jnp.stack(a), *trees)
-
-
-def stack_trees(*trees):
-    """Trees of equal structure stacked leaf by leaf on a new leading axis. On one CPU device
-    numpy stacks them (nothing to compile); elsewhere one jitted call does (op by op, every
-    distinct leaf shape would compile its own small program)."""
-    if _host_side():
-        return jax.tree.map(lambda *a: jnp.asarray(np.stack([np.asarray(x) for x in a])),
-                            *trees)
-    return _stack_compiled(*trees)
-
-
-def _host_slice(a, r: int):
-    if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):   # typed keys: slice their data
-        return jax.random.wrap_key_data(np.asarray(jax.random.key_data(a))[r],
-                                        impl=jax.random.key_impl(a))
-    return np.asarray(a)[r]
-
-
-def replicate(tree, r: int):
-    """Replicate ``r`` of a stacked tree, sliced on the host (numpy arrays; typed PRNG keys stay
-    keys)."""
-    return jax.tree.map(lambda a: _host_slice(a, r), tree)
-
-
-def over_replicates(fn, mode: str, in_axes):
-    """``fn`` applied to every replicate (leading axis of the arguments whose ``in_axes`` is 0):
-    one jitted ``vmap`` call, or the same jitted single-replicate ``fn`` once per replicate."""
-    if mode == "vmap":
-        return jax.jit(jax.vmap(fn, in_axes=in_axes))
-    single = jax.jit(fn)
-    pick = replicate if _host_side() else jax.jit(
-        lambda tree, r: jax.tree.map(lambda a: a[r], tree))
-    stack = stack_trees
-
-    def looped(*args):
-        n = next(jax.tree.leaves(a)[0].shape[0] for a, ax in zip(args, in_axes) if ax == 0)
-        outs = [single(*[pick(a, r) if ax == 0 else a for a, ax in zip(args, in_axes)])
-                for r in range(n)]
-        return stack(*outs)
-    return looped
 
 
 @jax.tree_util.register_dataclass
@@ -179,10 +110,13 @@ def augment(images, key):
 
 
 def make_train_step(config, model):
+    """The step of every replicate: ``(state, {"image", "label"}, keys, class_weights) ->
+    (state, loss)`` (see :func:`saljax.training.loop.every_replicate`)."""
     optimizer = _optimizer(config)
 
-    def one(state: State, images, labels, class_weights, key):
-        x = sd.to_model_input(images, config.scaling)
+    def one(state: State, batch, key, class_weights):
+        labels = batch["label"]
+        x = sd.to_model_input(batch["image"], config.scaling)
         if config.augment:
             x = augment(x, key)
 
@@ -199,8 +133,7 @@ def make_train_step(config, model):
         return dataclasses.replace(state, params=params, batch_stats=stats,
                                    opt_state=opt_state), loss
 
-    # replicates: state, batch and key vary; class weights are shared
-    return over_replicates(one, replicate_mode(config), (0, 0, 0, None, 0))
+    return every_replicate(one, replicate_mode(config))
 
 
 def make_predict(config, model):
@@ -224,43 +157,17 @@ def evaluate_auc(predict, params, stats, source, batch_size) -> np.ndarray:
 
 
 def _randomized_labels(source, seed: int) -> np.ndarray:
+    """Adebayo et al.'s data randomization test: the training labels, permuted."""
     labels = sd.labels(source)
     return np.random.default_rng(seed).permutation(labels)
 
 
-class _ReplicateBatches:
-    """Batch ``step`` of every replicate: [R, B, ...] arrays."""
-
-    def __init__(self, config, source, keys=("image", "label")):
-        self.keys = keys
-        self.datasets = []
-        override = (_randomized_labels(source, 10_000 + config.seeds[0])
-                    if config.label_randomization else None)
-        for seed in config.seeds:
-            src = source
-            if override is not None:
-                src = _Relabelled(source, override)
-            self.datasets.append(sd.training_batches(src, config.batch_size, seed=seed, keys=keys))
-        self.steps_per_epoch = len(source) // config.batch_size
-
-    def __getitem__(self, step):
-        batches = [ds[step] for ds in self.datasets]
-        return {k: np.stack([b[k] for b in batches]) for k in self.keys}
-
-
-class _Relabelled:
-    """A source whose labels are replaced (label randomization), indexable like the source."""
-
-    def __init__(self, source, labels):
-        self.source, self.labels_ = source, labels
-
-    def __len__(self):
-        return len(self.source)
-
-    def __getitem__(self, i):
-        example = dict(self.source[i])
-        example["label"] = self.labels_[i]
-        return example
+def replicate_batches(config, source, keys=("image", "label")) -> ReplicateBatches:
+    """Every replicate's training batches; with ``label_randomization`` every image carries a
+    label permuted once (the same for every replicate)."""
+    labels = (_randomized_labels(source, 10_000 + config.seeds[0])
+              if config.label_randomization else None)
+    return ReplicateBatches(source, config.batch_size, config.seeds, keys=keys, labels=labels)
 
 
 def train(config, workdir: str, *, mesh=None, splits=None, progress: bool = True) -> dict:
@@ -272,56 +179,27 @@ def train(config, workdir: str, *, mesh=None, splits=None, progress: bool = True
     model = _model(config)
     splits = splits or sd.open_splits(config.data_path)
     train_src, val_src = splits["train"], splits["val"]
-    batches = _ReplicateBatches(config, train_src)
-    if batches.steps_per_epoch < 1:
-        raise ValueError(f"batch size {config.batch_size} exceeds the {len(train_src)} training "
-                         "examples")
-    total = batches.steps_per_epoch * config.epochs
-    if config.max_steps >= 0:
-        total = min(total, config.max_steps)
-    mesh = mesh or data_mesh()
+    batches = replicate_batches(config, train_src)
     if config.class_weighting:
         counts = np.bincount(sd.labels(train_src), minlength=config.num_classes)
         class_weights = jnp.asarray(len(train_src) / (config.num_classes * np.maximum(counts, 1)),
                                     jnp.float32)
     else:
         class_weights = jnp.ones(config.num_classes, jnp.float32)
-    step_fn = make_train_step(config, model)
     predict = make_predict(config, model)
-    keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in config.seeds])
 
-    manager = ocp.CheckpointManager(
-        os.path.abspath(os.path.join(workdir, "checkpoints")),
-        options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
-    state = stack_trees(*[init_state(config, model, s) for s in config.seeds])
-    start = 0
-    if manager.latest_step() is not None:
-        start = manager.latest_step()
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-        state = manager.restore(start, args=ocp.args.StandardRestore(abstract))
-    state = jax.device_put(state, replicated(mesh))
-    data_sharding = batch_sharding(mesh, leading=1)
+    def epoch_end(state, epoch):
+        aucs = evaluate_auc(predict, state.params, state.batch_stats, val_src,
+                            config.eval_batch_size)
+        return _keep_best(state, jnp.asarray(aucs, jnp.float32), epoch), {
+            "val_auc": np.round(aucs, 3).tolist()}
 
-    bar = tqdm(total=total, initial=start, desc=f"train {config.model} x{len(config.seeds)}",
-               disable=not progress, mininterval=5.0)
-    for step in range(start, total):
-        batch = batches[step]
-        step_keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.wrap_key_data(k), step))(keys)
-        images = jax.device_put(batch["image"], data_sharding)
-        labels = jax.device_put(batch["label"].astype(np.int32), data_sharding)
-        state, loss = step_fn(state, images, labels, class_weights, step_keys)
-        bar.update(1)
-        done = step + 1
-        if done % batches.steps_per_epoch == 0 or done == total:
-            epoch = -(-done // batches.steps_per_epoch)  # epochs started so far
-            aucs = evaluate_auc(predict, state.params, state.batch_stats, val_src,
-                                config.eval_batch_size)
-            state = _keep_best(state, jnp.asarray(aucs, jnp.float32), epoch)
-            bar.set_postfix(loss=float(jnp.mean(loss)), val_auc=np.round(aucs, 3).tolist())
-        if done % config.checkpoint_every == 0 or done == total:
-            manager.save(done, args=ocp.args.StandardSave(state))
-    manager.wait_until_finished()
-    bar.close()
+    task = Task(name=config.model, seeds=tuple(config.seeds),
+                init=lambda seed: init_state(config, model, seed),
+                step=make_train_step(config, model), batches=batches, epochs=config.epochs,
+                shared=class_weights, epoch_end=epoch_end,
+                checkpoint_every=config.checkpoint_every, max_steps=config.max_steps)
+    state = fit(task, os.path.join(workdir, "checkpoints"), mesh=mesh, progress=progress)
     return export_best(config, state, workdir)
 
 

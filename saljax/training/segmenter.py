@@ -1,0 +1,96 @@
+"""Training the segmentation baseline: replicate U-Nets trained together on the lesion masks.
+
+The study scores a segmentation model like a saliency method (localization utility) and compares
+replicate segmenters like replicate classifiers (repeatability): the yardstick a saliency map
+would have to meet to replace one. ``train(config, splits, workdir)`` trains one U-Net per seed
+on every training image (negatives teach the empty mask) with a per-pixel logistic loss through
+:func:`saljax.training.loop.fit` (orbax checkpoints in ``workdir/train/unet/checkpoints``, exact
+resume) and exports each to ``workdir/models/unet_seed<seed>``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+import saljax.models as sm
+from saljax import data as sd
+from saljax import files
+from saljax.models import checkpoint as model_checkpoint
+from saljax.training.loop import Task, every_replicate, fit
+from saljax.training.replicates import ReplicateBatches, replicate, replicate_mode
+
+
+def default_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.width = 0.5            # 8 channels at the top level
+    c.seeds = (0, 1)
+    c.learning_rate = 3e-3
+    c.batch_size = 16
+    c.epochs = 2
+    c.scaling = "symmetric"
+    c.replicates = "auto"    # as classifiers: vmap on accelerators, a loop on the CPU
+    c.checkpoint_every = 50  # steps between orbax checkpoints
+    return c
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass
+class State:
+    """A U-Net replicate's training state (leading axis: replicates) and its last loss."""
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    loss: jnp.ndarray
+
+
+def train(config, splits, workdir: str, *, mesh=None, progress: bool = True) -> dict:
+    """Train ``len(config.seeds)`` U-Nets; returns ``{seed: path}``."""
+    model = sm.create("unet", num_classes=1, width=config.width)
+    optimizer = optax.adam(config.learning_rate)
+
+    def init(seed):
+        v = sm.init(model, jax.random.key(seed))
+        return State(v["params"], v["batch_stats"], jax.jit(optimizer.init)(v["params"]),
+                     jnp.float32(0.0))
+
+    def step(state: State, batch, key, shared):
+        x = sd.to_model_input(batch["image"], config.scaling)
+        y = batch["mask"].astype(jnp.float32)
+
+        def loss_fn(p):
+            logits, upd = model.apply({"params": p, "batch_stats": state.batch_stats}, x,
+                                      train=True, mutable=["batch_stats"])
+            return optax.sigmoid_binary_cross_entropy(logits, y).mean(), upd["batch_stats"]
+
+        (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        return State(optax.apply_updates(state.params, updates), stats, opt_state, loss), loss
+
+    seeds = tuple(config.seeds)
+    batches = ReplicateBatches(splits["train"], config.batch_size, [1000 + s for s in seeds],
+                               keys=("image", "mask"))
+    task = Task(name="unet", seeds=seeds, init=init,
+                step=every_replicate(step, replicate_mode(config)), batches=batches,
+                epochs=config.epochs, checkpoint_every=config.checkpoint_every)
+    state = fit(task, os.path.join(workdir, "train", "unet", "checkpoints"), mesh=mesh,
+                progress=progress)
+    out = {}
+    for r, seed in enumerate(seeds):
+        path = os.path.join(workdir, "models", f"unet_seed{seed}")
+        v = {"params": replicate(state.params, r), "batch_stats": replicate(state.batch_stats, r)}
+        model_checkpoint.save(path, v, name="unet", width=config.width, num_classes=1,
+                              metadata={"seed": int(seed), "final_loss": float(state.loss[r])})
+        out[int(seed)] = path
+    files.write_json(os.path.join(workdir, "models", "unet.json"), out)
+    return out
+
+
+def predict_fn(model, scaling: str = "symmetric"):
+    """``f(variables, images uint8 [B, H, W, 1]) -> lesion probability [B, H, W]`` (jitted)."""
+    return jax.jit(lambda v, im: jax.nn.sigmoid(model.apply(v, sd.to_model_input(im, scaling))))
