@@ -1,8 +1,9 @@
 """XRAI segments in a separate Python process (``python -m saljax.saliency.segment_worker``).
 
-Host work (scikit-image) that holds the GIL; a study starts it before training so that it runs
-beside the training threads. A plain subprocess rather than ``multiprocessing``: spawn would
-re-import the caller's main module, which re-runs an unguarded user script.
+Host work (scikit-image) that holds the GIL; a study starts it (:class:`SegmentsProcess`) before
+training so that it runs beside the training threads. A plain subprocess rather than
+``multiprocessing``: spawn would re-import the caller's main module, which re-runs an unguarded
+user script.
 
     python -m saljax.saliency.segment_worker IN.npy OUT.npz CHUNK
 
@@ -11,7 +12,13 @@ chunk c, the arrays ``atom_id_c``, ``membership_c`` and ``sizes_c`` of its ``Seg
 """
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import sys
+import tempfile
+import threading
+import warnings
 
 import numpy as np
 
@@ -35,6 +42,44 @@ def chunked(images, chunk: int, progress: bool = False) -> list:
     return [segments(images[c * chunk:(c + 1) * chunk])
             for c in tqdm(range(len(images) // chunk), desc="xrai segments",
                           disable=not progress, mininterval=2.0)]
+
+
+class SegmentsProcess:
+    """The XRAI segments of model inputs [N, H, W, C] (N a multiple of ``chunk``), computed by a
+    worker process started here; :meth:`result` waits for them. If the worker fails, ``result``
+    computes them in this process, with a warning naming the worker's error."""
+
+    def __init__(self, images, chunk: int, progress: bool = True):
+        self.images, self.chunk, self.progress = np.asarray(images, np.float32), chunk, progress
+        self.n_chunks = len(self.images) // chunk
+        self._tmp = tempfile.mkdtemp(prefix="saljax-xrai-")
+        src = os.path.join(self._tmp, "images.npy")
+        self._dst = os.path.join(self._tmp, "segments.npz")
+        np.save(src, self.images)
+        self._worker = subprocess.Popen(
+            [sys.executable, "-m", "saljax.saliency.segment_worker", src, self._dst, str(chunk)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._lock, self._done = threading.Lock(), None
+
+    def result(self) -> list:
+        """``[Segments]`` per chunk, padded to one shape (one compiled XRAI program)."""
+        from saljax.saliency.xrai import pad_segments
+        with self._lock:
+            if self._done is None:
+                _, err = self._worker.communicate()
+                if self._worker.returncode == 0:
+                    segments = read(self._dst, self.n_chunks)
+                else:
+                    lines = err.decode(errors="replace").strip().splitlines()
+                    why = lines[-1] if lines else f"exit status {self._worker.returncode}"
+                    warnings.warn(f"the XRAI segments worker failed ({why}); computing the "
+                                  "segments in this process")
+                    segments = chunked(self.images, self.chunk, self.progress)
+                shutil.rmtree(self._tmp, ignore_errors=True)
+                k = max(seg.membership.shape[1] for seg in segments)
+                a = max(seg.membership.shape[2] for seg in segments)
+                self._done = [pad_segments(seg, k, a) for seg in segments]
+            return self._done
 
 
 def main(argv) -> int:

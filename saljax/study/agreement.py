@@ -5,8 +5,8 @@ segmentation models' probability maps.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
-
 import itertools
 
 import jax
@@ -14,15 +14,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from saljax import metrics
+from saljax.study import statistics
 
 
-def model_pairs(models: list[dict]) -> dict:
+def model_pairs(classifiers) -> dict:
     """``{"repeatability": [(a, b)], "reproducibility": [(a, b)]}`` of model ids: same
     architecture (different seeds) and different architectures."""
     out = {"repeatability": [], "reproducibility": []}
-    for a, b in itertools.combinations(models, 2):
-        kind = "repeatability" if a["arch"] == b["arch"] else "reproducibility"
-        out[kind].append((a["id"], b["id"]))
+    for a, b in itertools.combinations(classifiers, 2):
+        kind = "repeatability" if a.arch == b.arch else "reproducibility"
+        out[kind].append((a.id, b.id))
     return out
 
 
@@ -37,3 +38,61 @@ def pair_ssim(maps_a, maps_b, ssim_kwargs: dict, chunk: int = 64) -> np.ndarray:
     return np.concatenate([np.asarray(fn(jnp.asarray(maps_a[s:s + chunk]),
                                          jnp.asarray(maps_b[s:s + chunk])))
                            for s in range(0, len(maps_a), chunk)])
+
+
+@dataclasses.dataclass
+class AgreementResults:
+    """Per-image SSIM between models' trained maps, ``{(criterion, method, model a, model b):
+    [N]}``, and between the segmentation U-Nets' maps, ``{(a, b): [N]}`` (their indices)."""
+    ids: tuple
+    pairs: dict
+    baseline: dict
+
+    def rows(self) -> list[dict]:
+        """agreement.csv: one row per criterion, method, model pair and image; then the
+        U-Nets' pairs (criterion ``baseline``)."""
+        items = list(self.pairs.items()) + [
+            (("baseline", "segmentation", f"unet_{a}", f"unet_{b}"), v)
+            for (a, b), v in self.baseline.items()]
+        return [{"criterion": crit, "method": method, "model_a": a, "model_b": b,
+                 "image": self.ids[j], "ssim": float(v[j])}
+                for (crit, method, a, b), v in items for j in range(len(self.ids))]
+
+    def baseline_ssim(self):
+        """The U-Nets' per-image SSIM averaged over their pairs, or None without two U-Nets."""
+        return np.mean(np.stack(list(self.baseline.values())), 0) if self.baseline else None
+
+
+def evaluate(store, classifiers, methods, n_eval: int, ids, segmenter_maps,
+             ssim_kwargs: dict) -> AgreementResults:
+    """SSIM of the first ``n_eval`` images' trained maps between every pair of classifiers
+    (same architecture: repeatability; different: reproducibility) and of U-Nets."""
+    pairs = {}
+    for kind, plist in model_pairs(classifiers).items():
+        for a, b in plist:
+            for method in methods:
+                pairs[(kind, method, a, b)] = pair_ssim(store.gray(a, "trained", method, n_eval),
+                                                        store.gray(b, "trained", method, n_eval),
+                                                        ssim_kwargs)
+    baseline = {(a, b): pair_ssim(segmenter_maps[a][:n_eval], segmenter_maps[b][:n_eval],
+                                  ssim_kwargs)
+                for a, b in itertools.combinations(range(len(segmenter_maps)), 2)}
+    return AgreementResults(tuple(ids[:n_eval]), pairs, baseline)
+
+
+def summarize(results: AgreementResults, method: str, boot: dict) -> dict:
+    """The ``repeatability`` and ``reproducibility`` entries of ``method``: per image the mean
+    SSIM over model pairs, then its mean and bootstrap CI over images; Wilcoxon against the
+    U-Nets' agreement."""
+    seg = results.baseline_ssim()
+    out = {}
+    for crit in ("repeatability", "reproducibility"):
+        per_pair = [v for (c, m, _, _), v in results.pairs.items() if c == crit and m == method]
+        if not per_pair:
+            out[crit] = {"ssim_mean": None}
+            continue
+        v = statistics.mean_over_models(per_pair)
+        out[crit] = {"ssim_mean": float(np.nanmean(v)), "ssim": statistics.summarize(v, **boot)}
+        if seg is not None:
+            out[crit]["wilcoxon_vs_segmentation"] = statistics.wilcoxon(v, seg)
+    return out

@@ -13,13 +13,16 @@ below the line.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm.auto import tqdm
 
 from saljax import metrics
+from saljax.study import statistics
 
 
 @functools.partial(jax.jit, static_argnames="ssim_items")
@@ -58,3 +61,100 @@ def verdict(level_ssim_means, line: float) -> str:
     if not levels.size or not np.isfinite(line):
         return "undetermined"
     return "pass" if levels.min() < line else "fail"
+
+
+@dataclasses.dataclass
+class RandomizationResults:
+    """Per image, each setting's similarity to the trained maps, ``{(method, model id):
+    {"ssim" | "spearman" | "spearman_abs": [settings, N]}}`` (settings as in ``settings``), and
+    the pass lines ``{(method, model id): line}``."""
+    ids: tuple
+    classifiers: list
+    settings: dict
+    similarity: dict
+    pass_lines: dict
+
+    def rows(self) -> list[dict]:
+        """randomization.csv: one row per method, model, setting and image."""
+        arch = {m.id: m.arch for m in self.classifiers}
+        return [{"method": method, "model": mid, "arch": arch[mid], "kind": st.kind,
+                 "level": st.level, "setting": st.name, "image": self.ids[j],
+                 **{k: float(v[i, j]) for k, v in sim.items()}}
+                for (method, mid), sim in self.similarity.items()
+                for i, st in enumerate(self.settings[mid]) for j in range(len(self.ids))]
+
+    def line_rows(self) -> list[dict]:
+        """pass_lines.csv: one row per method and model."""
+        return [{"method": method, "model": mid, "pass_line": line}
+                for (method, mid), line in self.pass_lines.items()]
+
+    def values(self, column: str, method: str, model_id: str, kind: str, level: int):
+        """``column`` per image for the setting of ``kind`` and ``level``: [N]."""
+        i = next(i for i, st in enumerate(self.settings[model_id])
+                 if st.kind == kind and st.level == level)
+        return self.similarity[(method, model_id)][column][i]
+
+
+def evaluate(store, classifiers, methods, settings: dict, n_eval: int, ids, ssim_kwargs: dict,
+             random_pairs: int, seed: int, progress: bool = True) -> RandomizationResults:
+    """Every setting's maps of the first ``n_eval`` images against the trained maps, and the
+    random-pair pass line of each model and method (pairs from ``fold_in(key(seed + 1), k)``,
+    k the model's index among ``classifiers``)."""
+    sims, lines = {}, {}
+    for mi, m in enumerate(tqdm(classifiers, desc="randomization", disable=not progress,
+                                mininterval=2.0)):
+        sets = settings[m.id]
+        for method in methods:
+            g0 = store.gray(m.id, "trained", method, n_eval)
+            s0 = store.signed(m.id, "trained", method, n_eval)
+            lines[(method, m.id)] = pass_line(
+                g0, jax.random.fold_in(jax.random.key(seed + 1), mi), random_pairs, ssim_kwargs)
+            sim = similarity(   # every setting's maps against the trained ones, in few calls
+                np.concatenate([store.gray(m.id, st.name, method, n_eval) for st in sets]),
+                np.concatenate([g0] * len(sets)),
+                np.concatenate([store.signed(m.id, st.name, method, n_eval) for st in sets]),
+                np.concatenate([s0] * len(sets)), ssim_kwargs)
+            sims[(method, m.id)] = {k: v.reshape(len(sets), n_eval) for k, v in sim.items()}
+    return RandomizationResults(tuple(ids[:n_eval]), list(classifiers), settings, sims, lines)
+
+
+def summarize(results: RandomizationResults, method: str, models, block_names, boot) -> dict:
+    """The ``randomization`` entry of ``method`` for ``models`` (the primary architecture's):
+    the cascading curve (trained first; mean over images, then over models), its sd across
+    models, Spearman curves, the independent curve, the pass line (mean over models), the
+    verdict and the final level's statistics."""
+    ids = [m.id for m in models]
+    cascading = [s for s in results.settings[ids[0]] if s.kind == "cascading"]
+    levels = [0] + [s.level for s in cascading]
+    curves = {"ssim": [], "spearman": [], "spearman_abs": []}
+    sds = []
+    for lvl in levels:
+        kind = "trained" if lvl == 0 else "cascading"
+        for col, curve in curves.items():
+            per_model = [np.nanmean(results.values(col, method, mid, kind, lvl).astype(np.float64))
+                         for mid in ids]
+            curve.append(float(np.nanmean(per_model)))
+            if col == "ssim":
+                sds.append(float(np.std(per_model, ddof=1)) if len(per_model) > 1 else 0.0)
+    independent = [s for s in results.settings[ids[0]] if s.kind == "independent"]
+    indep_curve = [float(np.nanmean(np.concatenate([
+        results.values("ssim", method, mid, "independent", s.level) for mid in ids]).astype(
+            np.float64))) for s in independent]
+    line = float(np.mean([results.pass_lines[(method, mid)] for mid in ids]))
+    curve = curves["ssim"]
+    final = statistics.mean_over_models([results.values("ssim", method, mid, "cascading",
+                                                        levels[-1]) for mid in ids])
+    below = [lvl for lvl, c in zip(levels, curve) if c < line]
+    return {
+        "architecture": models[0].arch, "levels": levels,
+        "level_blocks": ["trained"] + [block_names[lvl - 1] for lvl in levels[1:]],
+        "cascading_ssim_mean": curve, "cascading_ssim_sd_across_models": sds,
+        "cascading_spearman_mean": curves["spearman"],
+        "cascading_spearman_abs_mean": curves["spearman_abs"],
+        "independent_blocks": [block_names[s.level] for s in independent],
+        "independent_ssim_mean": indep_curve,
+        "pass_line": line, "verdict": verdict(curve[1:], line),
+        "first_level_below_pass_line": below[0] if below else None,
+        "final_level_below_pass_line": bool(curve[-1] < line),
+        "final_level_ssim": statistics.summarize(final, **boot),
+        "wilcoxon_final_vs_pass_line": statistics.wilcoxon(final, line)}

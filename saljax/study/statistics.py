@@ -35,3 +35,10 @@ def wilcoxon(values, baseline) -> dict:
     res = stats.wilcoxon(d)
     return {"statistic": float(res.statistic), "p": float(res.pvalue), "n": int(ok.sum()),
             "median_difference": float(np.median(d))}
+
+
+def mean_over_models(values) -> np.ndarray:
+    """[models, images] -> [images]: each image's mean over the models (or model pairs) with a
+    finite value, NaN where none has one."""
+    a = np.asarray(values, np.float64).reshape(len(values), -1)
+    return np.array([np.nanmean(col) if np.isfinite(col).any() else np.nan for col in a.T])

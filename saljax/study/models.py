@@ -1,0 +1,114 @@
+"""Stage 2, models: the replicate classifiers of every architecture and the segmentation
+baselines, trained (orbax resume, :mod:`saljax.training`) or loaded from saved directories.
+
+``lineup`` says which models the study has and which are still to be trained, without training
+anything; ``Lineup.train`` and ``Lineup.train_segmenters`` then train what is missing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import ml_collections
+from tqdm.auto import tqdm
+
+from saljax.models import checkpoint as model_checkpoint
+from saljax.training import classifier, segmenter
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedClassifier:
+    """One replicate classifier: ``id`` ``<arch>_seed<seed>``, its model directory and its
+    validation AUC (None until it is trained)."""
+    id: str
+    arch: str
+    path: str
+    val_auc: float | None = None
+
+    def with_val_auc(self) -> "TrainedClassifier":
+        if self.val_auc is not None:
+            return self
+        meta = model_checkpoint.describe(self.path)["metadata"]
+        return dataclasses.replace(self, val_auc=meta.get("val_auc"))
+
+
+@dataclasses.dataclass
+class Lineup:
+    """The study's models: every classifier and segmentation U-Net's directory, and the
+    training runs still missing (``{arch: (train config, train dir)}``, U-Nets)."""
+    classifiers: list
+    segmenters: list
+    to_train: dict
+    segmenters_missing: bool
+
+    def train(self, arch: str, *, mesh=None, progress: bool = True) -> None:
+        """Train ``arch``'s replicates if they are not trained yet (resuming a killed run)."""
+        if arch not in self.to_train:
+            return
+        config, train_dir = self.to_train[arch]
+        if progress:
+            tqdm.write(f"training {len(config.seeds)} x {arch} (width {config.width:g})")
+        classifier.train(config, train_dir, progress=progress, mesh=mesh)
+
+    def train_segmenters(self, config, splits, workdir: str, *, progress: bool = True) -> None:
+        """Train the segmentation U-Nets if they are not trained yet."""
+        if not self.segmenters_missing:
+            return
+        if progress:
+            tqdm.write(f"training {len(config.seeds)} segmentation U-Nets")
+        segmenter.train(config, splits, workdir, progress=progress)
+
+
+def _train_config(config, spec, data_path: str) -> ml_collections.ConfigDict:
+    """``config.train`` with the entry's per-architecture overrides (e.g. ``{"epochs": 3}``)."""
+    tc = ml_collections.ConfigDict(config.train.to_dict())
+    overrides = dict(spec.get("train", {}))
+    unknown = set(overrides) - set(tc)
+    if unknown:
+        raise ValueError(f"models entry {spec['name']}: unknown train setting(s) "
+                         f"{', '.join(sorted(unknown))}")
+    tc.update(overrides)
+    tc.model, tc.width, tc.seeds = spec["name"], float(spec.get("width", 1.0)), tuple(spec["seeds"])
+    tc.data_path = data_path
+    return tc
+
+
+def _loaded(spec) -> list:
+    """The entry's saved models (``paths``), checked to be the architecture it names."""
+    out = []
+    for seed, path in zip(spec["seeds"], spec["paths"]):
+        meta = model_checkpoint.describe(path)
+        if meta["name"] != spec["name"]:
+            raise model_checkpoint.CheckpointMismatch(
+                f"{path} holds a {meta['name']}, the config names {spec['name']}")
+        out.append(TrainedClassifier(f"{spec['name']}_seed{seed}", spec["name"], path,
+                                     meta["metadata"].get("val_auc")))
+    return out
+
+
+def lineup(config, data_path: str, workdir: str) -> Lineup:
+    """Every model of ``config.models`` (one entry per architecture: name, width, seeds, and
+    optionally ``paths`` of saved models or ``train`` overrides) and the segmentation U-Nets."""
+    names = [spec["name"] for spec in config.models]
+    if len(set(names)) != len(names):
+        raise ValueError(f"models lists an architecture twice ({names}): give one entry per "
+                         "architecture with all its seeds")
+    classifiers, to_train = [], {}
+    for spec in config.models:
+        if spec.get("paths"):
+            classifiers += _loaded(spec)
+            continue
+        name = spec["name"]
+        train_dir = os.path.join(workdir, "train", name)
+        dirs = [os.path.join(train_dir, "models", f"{name}_seed{s}") for s in spec["seeds"]]
+        if not all(os.path.exists(os.path.join(p, "model.json")) for p in dirs):
+            to_train[name] = (_train_config(config, spec, data_path), train_dir)
+        classifiers += [TrainedClassifier(f"{name}_seed{s}", name, p)
+                        for s, p in zip(spec["seeds"], dirs)]
+    ids = [m.id for m in classifiers]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"two models share an id: {ids}")
+    segmenters = [os.path.join(workdir, "models", f"unet_seed{s}")
+                  for s in config.segmentation.seeds]
+    missing = not all(os.path.exists(os.path.join(p, "model.json")) for p in segmenters)
+    return Lineup(classifiers, segmenters, to_train, missing)

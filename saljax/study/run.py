@@ -1,0 +1,112 @@
+"""``saljax study``: the trustworthiness study as a row of stages.
+
+1. **inputs** (:mod:`~saljax.study.inputs`): the dataset, built once; the test positives and
+   their lesion masks;
+2. **models** (:mod:`~saljax.study.models`): replicate classifiers per architecture and the
+   segmentation U-Nets, trained with orbax resume or loaded;
+3. **maps** (:mod:`~saljax.study.maps`): every (model, randomization setting, method group,
+   chunk) unit, written atomically;
+4. **criteria**: utility, randomization and agreement, each ``evaluate`` (per-image CSVs) then
+   ``summarize``, from the map files alone;
+5. **summary** (:mod:`~saljax.study.summary`): ``summary.json`` and ``examples.npz``;
+6. **report**: ``saljax.report`` draws the figures and ``report.md`` from those files.
+
+Each stage is resumable: a killed study resumes where it stopped and ends with the same files.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+
+import jax
+
+import saljax.saliency as ss
+from saljax import files
+from saljax.data import to_model_input
+from saljax.parallel import data_mesh
+from saljax.protocol import method_hparams
+from saljax.saliency.segment_worker import SegmentsProcess
+from saljax.study import agreement, inputs, maps, models, randomization, summary, utility
+from saljax.study.hosts import Hosts
+from saljax.study.runner import guard_config
+
+
+def run(config, workdir: str, *, progress: bool = True) -> dict | None:
+    """Run (or resume) the study of ``config`` in ``workdir``; returns the summary (None on
+    processes other than 0 of a multi-process run, see :class:`~saljax.study.hosts.Hosts`)."""
+    hosts = Hosts.join()
+    progress = progress and hosts.writer
+    mesh = data_mesh(jax.local_devices())
+    if not hosts.writer:
+        hosts.wait_for([os.path.join(workdir, "config.json")], "config")
+    guard_config(workdir, config.to_json_best_effort(sort_keys=True))
+    published = os.path.join(workdir, "models.json")
+    if hosts.writer:
+        data_path = inputs.build_data(config, workdir)
+    else:
+        hosts.wait_for([published], "trained models")
+        data_path = files.read_json(published)["data_path"]
+
+    data = inputs.prepare(config, data_path)                                   # 1. inputs
+    segments = xrai_segments(config, data.images, progress)
+    lineup = models.lineup(config, data.data_path, workdir)                    # 2. models
+    plan = maps.schedule(config, lineup.classifiers, len(data.images), workdir,  # 3. maps
+                         hosts.share)
+    chunks = data.images.chunks(config.chunk)
+    mapping = {arch: functools.partial(maps.compute, plan, arch, config, chunks, segments,
+                                       mesh=mesh if mesh.devices.size > 1 else None,
+                                       progress=progress) for arch in plan.mine}
+    training = {arch: functools.partial(lineup.train, arch, mesh=mesh, progress=progress)
+                for arch in plan.mine}
+    unets = functools.partial(lineup.train_segmenters, config.segmentation, data.splits,
+                              workdir, progress=progress)
+    trained = []
+
+    def publish():
+        trained.extend(m.with_val_auc() for m in lineup.classifiers)
+        files.write_json(published, {"data_path": data.data_path,
+                                     "models": [dataclasses.asdict(m) for m in trained],
+                                     "segmenters": lineup.segmenters})
+
+    hosts.train_then_map(training, mapping, [unets], publish)
+    if not hosts.writer:
+        return None
+    hosts.wait_for(plan.paths, "map units of the other processes")
+    return evaluate(config, trained, lineup.segmenters, plan, data, workdir, progress)
+
+
+def xrai_segments(config, images, progress: bool):
+    """XRAI's segments of the study images, computed by a worker process meanwhile (once per
+    image, shared by every model and setting), or None when no method needs them."""
+    if not any(ss.METHODS[hp.get("method", m)].needs_segments
+               for m, hp in method_hparams(config).items()):
+        return None
+    return SegmentsProcess(to_model_input(images.chunks(config.chunk)), config.chunk, progress)
+
+
+def evaluate(config, classifiers, segmenters, plan, data, workdir: str, progress: bool) -> dict:
+    """Stages 4 and 5: the criteria's per-image CSVs, ``summary.json`` and ``examples.npz``."""
+    methods = list(method_hparams(config))
+    store = maps.MapStore(workdir, config.chunk)
+    ids, n_util = data.images.ids, len(data.images)
+    n_eval = min(config.eval_images, n_util)
+    full = [m for m in classifiers if maps.full_protocol(config, m.arch, classifiers)]
+    final = {m.id: [s for s in plan.settings[m.id] if s.kind == "cascading"][-1].name
+             for m in full}
+    seg_maps = maps.segmenter_maps(segmenters, data.images.pixels)
+    ssim = dict(config.ssim)
+    util = utility.evaluate(store, full, methods, final, data.images, data.training_masks(),
+                            seg_maps, progress)
+    rand = randomization.evaluate(store, full, methods, plan.settings, n_eval, ids, ssim,
+                                  config.random_pairs, config.seed, progress)
+    agree = agreement.evaluate(store, classifiers, methods, n_eval, ids, seg_maps, ssim)
+    files.write_csv(os.path.join(workdir, "utility.csv"), util.rows())
+    files.write_csv(os.path.join(workdir, "randomization.csv"), rand.rows())
+    files.write_csv(os.path.join(workdir, "pass_lines.csv"), rand.line_rows())
+    files.write_csv(os.path.join(workdir, "agreement.csv"), agree.rows())
+    result = summary.build(config, classifiers, methods, util, rand, agree, n_util, n_eval)
+    files.write_json(os.path.join(workdir, "summary.json"), result)
+    summary.write_examples(os.path.join(workdir, "examples.npz"), store, classifiers[0].id,
+                           plan.settings[classifiers[0].id], methods, data.images)
+    return result

@@ -1,0 +1,64 @@
+"""Stage 5, summary: ``summary.json`` from the criteria's results, and ``examples.npz`` (the
+first study image's maps across methods and cascading levels) for the report.
+
+Schema, per method: ``utility`` (AUPRC mean and bootstrap CI, trained and fully randomized;
+average precision, pointing game, mass accuracy; Wilcoxon tests against the baselines),
+``randomization`` (cascading and independent curves, pass line, verdict), ``repeatability`` and
+``reproducibility`` (SSIM mean and CI); ``study`` holds the setup and ``baselines`` the average
+mask's and the U-Nets' scores.
+"""
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+
+import saljax.models as sm
+from saljax import files
+from saljax.study import agreement, randomization, statistics, utility
+from saljax.study.maps import load_maps
+
+VERDICT_RULE = ("pass when the mean SSIM of a cascading randomization level falls below the "
+                "random-pair pass line (the study's 'reaches degradation')")
+
+
+def build(config, classifiers, methods, utility_results, randomization_results,
+          agreement_results, n_util: int, n_eval: int) -> dict:
+    """The summary: setup, baselines and one entry per method (see the module docstring)."""
+    with warnings.catch_warnings():   # a constant map's correlation is NaN: means skip them
+        warnings.simplefilter("ignore", RuntimeWarning)
+        boot = dict(n_boot=config.bootstrap, seed=config.seed)
+        primary = classifiers[0].arch
+        primary_models = [m for m in classifiers if m.arch == primary]
+        full_ids = [m.id for m in classifiers
+                    if m.arch == primary or config.randomize_every_architecture]
+        seg = agreement_results.baseline_ssim()
+        out = {"study": {"dataset": config.dataset, "size": config.size,
+                         "images_utility": n_util, "images_eval": n_eval,
+                         "primary_architecture": primary,
+                         "models": [dataclasses.asdict(m) for m in classifiers],
+                         "verdict_rule": VERDICT_RULE},
+               "baselines": {"utility": utility.summarize_baselines(utility_results, boot),
+                             "segmentation_repeatability": (statistics.summarize(seg, **boot)
+                                                            if seg is not None else None)}}
+        names = sm.block_names(sm.create(primary))
+        for method in methods:
+            out[method] = {
+                "utility": utility.summarize(utility_results, method, full_ids, boot),
+                "randomization": randomization.summarize(randomization_results, method,
+                                                         primary_models, names, boot),
+                **agreement.summarize(agreement_results, method, boot)}
+        return out
+
+
+def write_examples(path: str, store, model_id: str, settings, methods, images) -> None:
+    """The first study image, its mask and its maps [methods, settings, H, W] of the trained
+    and cascading settings of ``model_id``."""
+    sets = [s for s in settings if s.kind in ("trained", "cascading")]
+    maps = np.stack([np.stack([load_maps(store.workdir, model_id, s.name, method, 1,
+                                         store.chunk)[0] for s in sets]) for method in methods])
+    files.write_npz(path, {
+        "image": images.pixels[0, ..., 0], "mask": images.masks[0], "maps": maps,
+        "methods": np.array(methods), "settings": np.array([s.name for s in sets]),
+        "model": np.array(model_id)})
