@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run a study on this machine over all of its devices (GPUs, TPU cores or the CPU).
-#   launch/single_machine.sh configs/synthetic.py runs/synthetic [--config.field=value ...]
+#   launch/single_machine.sh synthetic runs/synthetic [--config.field=value ...]
 # DRY_RUN=1 prints the command instead of running it.
 set -euo pipefail
 CONFIG=${1:?config file}

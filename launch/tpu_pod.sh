@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A study on every worker of a Cloud TPU pod slice: the same command on all hosts; JAX's
 # distributed runtime joins them (TPU_WORKER_HOSTNAMES), process 0 writes the outputs.
-#   TPU=my-v5p-64 ZONE=us-east5-a launch/tpu_pod.sh configs/rsna_inception.py gs://bucket/runs/rsna
+#   TPU=my-v5p-64 ZONE=us-east5-a launch/tpu_pod.sh rsna_inception gs://bucket/runs/rsna
 # DRY_RUN=1 prints the gcloud command instead of running it.
 # Set: TPU (the TPU VM name), ZONE, optionally PROJECT and REPO (the checkout on every worker,
 # default ~/saljax). WORKDIR must be visible to every worker (a GCS FUSE mount or NFS path).

@@ -23,7 +23,8 @@ def _describe(args) -> int:
     image = np.cos(6 * xx) * np.sin(4 * yy)  # a smooth generated test pattern in [-1, 1]
     images = jnp.asarray(np.repeat(image[None, ..., None], 3, -1), jnp.float32)
     blocks = sm.block_names(model)
-    logits, acts = jax.jit(lambda v, x: sm.block_activations(model, v, x, blocks))(variables, images)
+    logits, acts = jax.jit(lambda v, x: sm.block_activations(model, v, x, blocks))(variables,
+                                                                                images)
     rows = [{"block": b, "activation": list(acts[b].shape[1:]),
              "params": int(sum(np.size(p) for p in jax.tree.leaves(variables["params"][b])))}
             for b in blocks]
@@ -146,14 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train replicate classifiers from a config",
                        description="Extra --config.<field>=<value> arguments override the config.")
-    t.add_argument("--config", required=True)
+    t.add_argument("--config", required=True, help="a built-in config's name or a file")
     t.add_argument("--workdir", required=True)
     t.set_defaults(func=_train, takes_overrides=True)
 
     st = sub.add_parser("study", help="run (or resume) the trustworthiness study",
                         description="Extra --config.<field>=<value> arguments override the "
                                     "config. A killed study resumes from its --workdir.")
-    st.add_argument("--config", required=True)
+    st.add_argument("--config", required=True,
+                    help="a built-in config's name (synthetic, tiny, rsna_inception, ...) "
+                         "or a file")
     st.add_argument("--workdir", required=True)
     st.add_argument("--quiet", action="store_true", help="no progress bars")
     st.set_defaults(func=_study, takes_overrides=True)
@@ -164,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="saliency throughput against PAIR (and captum)",
                        description="Extra --config.<field>=<value> arguments override the config.")
-    b.add_argument("--config", default="configs/bench.py")
+    b.add_argument("--config", default="bench",
+                   help="a built-in config's name (bench, bench_gpu, bench_metrics) or a file")
     b.add_argument("--workdir", required=True)
     b.set_defaults(func=_bench, takes_overrides=True)
     return parser

@@ -1,7 +1,8 @@
 """Configs: Python files with ``get_config()`` returning an ``ml_collections.ConfigDict``.
 
-``load("configs/x.py", ["--config.a.b=3"])`` applies overrides with the field's own type, so a
-typo or a wrong type is an error naming the field, never a silently ignored setting.
+``load("synthetic", ["--config.a.b=3"])`` reads a built-in config (:mod:`saljax.configs`) by
+name, or any config file by path, and applies overrides with the field's own type, so a typo or
+a wrong type is an error naming the field, never a silently ignored setting.
 """
 from __future__ import annotations
 
@@ -40,10 +41,30 @@ def _parse(value: str, current):
     return parsed
 
 
+BUILT_IN = os.path.join(os.path.dirname(__file__), "configs")
+
+
+def built_in() -> list[str]:
+    """The names of the built-in configs."""
+    return sorted(f[:-3] for f in os.listdir(BUILT_IN) if f.endswith(".py") and f[0] != "_")
+
+
+def resolve(name_or_path: str) -> str:
+    """The file of a config: a path as given, or a built-in config's name."""
+    if os.path.exists(name_or_path):
+        return name_or_path
+    stem = os.path.basename(name_or_path)
+    stem = stem[:-3] if stem.endswith(".py") else stem
+    if os.sep not in name_or_path and stem in built_in():
+        return os.path.join(BUILT_IN, stem + ".py")
+    raise FileNotFoundError(f"no config file {name_or_path}; built-in configs: "
+                            f"{', '.join(built_in())}")
+
+
 def load(path: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
-    """The config of ``path`` with ``--config.<field>=<value>`` overrides applied."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no config file {path}")
+    """The config of ``path`` (a file or a built-in config's name) with
+    ``--config.<field>=<value>`` overrides applied."""
+    path = resolve(path)
     spec = importlib.util.spec_from_file_location(f"saljax_config_{abs(hash(path))}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

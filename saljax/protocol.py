@@ -28,7 +28,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def default_config() -> ml_collections.ConfigDict:
-    """The study's protocol; configs override what they need (see ``configs/``)."""
+    """The study's protocol; configs override what they need (see ``saljax.configs``)."""
     c = ml_collections.ConfigDict()
     c.dataset = "synthetic_cxr"      # or rsna_pneumonia, siim_pneumothorax, folder_cxr
     c.data_path = ""                 # a built dataset; empty: build into <workdir>/data
@@ -75,7 +75,7 @@ def method_hparams(config, arch: str | None = None) -> dict:
     """``{method: hparams}``: the study presets, the config's ``hparams``, then its
     ``arch_hparams[arch]`` (e.g. a CAM block that exists in one architecture only)."""
     out = {}
-    per_arch = dict(config.get("arch_hparams", {}).get(arch, {})) if arch else {}
+    per_arch = dict(config.arch_hparams.get(arch, {})) if arch else {}
     for m in config.methods:
         hp = dict(PRESETS.get(m, {}))
         hp.update(dict(config.hparams.get(m, {})))

@@ -149,9 +149,8 @@ def _first_below(r) -> str:
     return r["level_blocks"][r["levels"].index(lvl)]
 
 
-def markdown(summary) -> str:
+def _summary_section(summary, methods) -> list[str]:
     s = summary["study"]
-    methods = _methods(summary)
     lines = [f"# Saliency trustworthiness study: {s['dataset']} at {s['size']} px", "",
              f"Models: {', '.join(m['id'] for m in s['models'])}. Utility on "
              f"{s['images_utility']} test positives; randomization and agreement on "
@@ -166,7 +165,8 @@ def markdown(summary) -> str:
         lines.append(f"| {m} | {_fmt(u['auprc_mean']['trained'])} | "
                      f"{_fmt(u['auprc_mean']['randomized'])} | "
                      f"{_fmt(r['cascading_ssim_mean'][-1])} | {_fmt(r['pass_line'])} | "
-                     f"{_first_below(r)} | {r['verdict']} | {_fmt(e['repeatability']['ssim_mean'])} | "
+                     f"{_first_below(r)} | {r['verdict']} | "
+                     f"{_fmt(e['repeatability']['ssim_mean'])} | "
                      f"{_fmt(e['reproducibility']['ssim_mean'])} |")
     b = summary["baselines"]
     lines += ["", "Baselines: average-mask AUPRC "
@@ -179,9 +179,13 @@ def markdown(summary) -> str:
         lines[-1] += (f"; U-Net replicate SSIM "
                       f"{_fmt(b['segmentation_repeatability']['mean'])}")
     lines[-1] += "."
-    lines += ["", "## Localization utility", "", "![utility](figures/utility.png)", "",
-              "| method | AUPRC trained (95% CI) | average precision | pointing game | "
-              "mass accuracy | Wilcoxon p vs average mask |", "|---|---|---|---|---|---|"]
+    return lines
+
+
+def _utility_section(summary, methods) -> list[str]:
+    lines = ["", "## Localization utility", "", "![utility](figures/utility.png)", "",
+             "| method | AUPRC trained (95% CI) | average precision | pointing game | "
+             "mass accuracy | Wilcoxon p vs average mask |", "|---|---|---|---|---|---|"]
     for m in methods:
         u = summary[m]["utility"]
         a = u["auprc"]["trained"]
@@ -190,17 +194,26 @@ def markdown(summary) -> str:
                      f"{_fmt(u['pointing_game_mean']['trained'])} | "
                      f"{_fmt(u['mass_accuracy_mean']['trained'])} | "
                      f"{_fmt(u['wilcoxon_vs_average_mask']['p'], 4)} |")
-    lines += ["", "## Sensitivity to weight randomization", "",
-              "![cascading](figures/cascading.png)", "",
-              "| method | " + " | ".join(summary[methods[0]]["randomization"]["level_blocks"])
-              + " |", "|---|" + "---|" * len(summary[methods[0]]["randomization"]["levels"])]
+    return lines
+
+
+def _randomization_section(summary, methods) -> list[str]:
+    first = summary[methods[0]]["randomization"]
+    lines = ["", "## Sensitivity to weight randomization", "",
+             "![cascading](figures/cascading.png)", "",
+             "| method | " + " | ".join(first["level_blocks"]) + " |",
+             "|---|" + "---|" * len(first["levels"])]
     for m in methods:
         lines.append(f"| {m} | " + " | ".join(
             _fmt(v) for v in summary[m]["randomization"]["cascading_ssim_mean"]) + " |")
-    lines += ["", "## Repeatability and reproducibility", "",
-              "![agreement](figures/agreement.png)", "",
-              "| method | repeatability SSIM (95% CI) | reproducibility SSIM (95% CI) |",
-              "|---|---|---|"]
+    return lines
+
+
+def _agreement_section(summary, methods) -> list[str]:
+    lines = ["", "## Repeatability and reproducibility", "",
+             "![agreement](figures/agreement.png)", "",
+             "| method | repeatability SSIM (95% CI) | reproducibility SSIM (95% CI) |",
+             "|---|---|---|"]
     for m in methods:
         cells = []
         for crit in ("repeatability", "reproducibility"):
@@ -208,7 +221,15 @@ def markdown(summary) -> str:
             cells.append("n/a" if not c else
                          f"{_fmt(c['mean'])} ({_fmt(c['ci_low'])}-{_fmt(c['ci_high'])})")
         lines.append(f"| {m} | {cells[0]} | {cells[1]} |")
-    lines += ["", "## Example maps", "", "![examples](figures/examples.png)", ""]
+    return lines
+
+
+def markdown(summary) -> str:
+    """``report.md``: the summary table, then one section per criterion with its figure."""
+    methods = _methods(summary)
+    lines = (_summary_section(summary, methods) + _utility_section(summary, methods)
+             + _randomization_section(summary, methods) + _agreement_section(summary, methods)
+             + ["", "## Example maps", "", "![examples](figures/examples.png)", ""])
     return "\n".join(lines)
 
 

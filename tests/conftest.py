@@ -108,43 +108,9 @@ def smooth_images(n: int, size: int, seed: int = 0) -> np.ndarray:
 
 
 def pair_call_model(model, variables, block=None):
-    """A PAIR ``call_model_function`` driving a saljax model through plain JAX."""
-    import saliency.core as sc
-    import saljax.models as sm
-
-    v = {k: variables[k] for k in ("params", "batch_stats") if k in variables}
-
-    @jax.jit
-    def logits(x):
-        return model.apply(v, x)
-
-    @jax.jit
-    def grad(x, t):
-        return jax.grad(lambda x: jnp.take_along_axis(model.apply(v, x), t[:, None], 1).sum())(x)
-
-    def cam(x, t):
-        _, acts, grads = sm.block_gradients(
-            model, v, x, [block], lambda z: jnp.take_along_axis(z, t[:, None], 1).sum())
-        return acts[block], grads[block]
-
-    cam = jax.jit(cam)
-
-    def call(x, call_model_args=None, expected_keys=None):
-        x = jnp.asarray(np.asarray(x, np.float32))
-        t = jnp.full((x.shape[0],), call_model_args["target"], jnp.int32)
-        out = {}
-        if sc.INPUT_OUTPUT_GRADIENTS in expected_keys:
-            out[sc.INPUT_OUTPUT_GRADIENTS] = np.asarray(grad(x, t))
-        if sc.CONVOLUTION_LAYER_VALUES in expected_keys:
-            a, g = cam(x, t)
-            out[sc.CONVOLUTION_LAYER_VALUES] = np.asarray(a)
-            out[sc.CONVOLUTION_OUTPUT_GRADIENTS] = np.asarray(g)
-        if sc.OUTPUT_LAYER_VALUES in expected_keys:
-            out[sc.OUTPUT_LAYER_VALUES] = np.asarray(
-                jnp.take_along_axis(logits(x), t[:, None], 1)[:, 0])
-        return out
-
-    return call
+    """A PAIR ``call_model_function`` driving a saljax model (the adapter ``saljax bench`` uses)."""
+    from saljax.bench.pair import call_model
+    return call_model(model, variables, block)
 
 
 @pytest.fixture(scope="session")

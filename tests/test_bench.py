@@ -11,7 +11,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_bench_runs_end_to_end(tmp_path):
-    rc = cli.main(["bench", "--config", os.path.join(ROOT, "configs", "bench.py"),
+    rc = cli.main(["bench", "--config", "bench",
                    "--workdir", str(tmp_path), "--config.size=75", "--config.batch_sizes=(2,)",
                    "--config.models=[{'name': 'inception_v3', 'width': 0.0625}]",
                    "--config.methods=('gradient', 'smoothgrad', 'gradcam')",
@@ -47,10 +47,10 @@ def test_captum_reference_side_by_side(tmp_path):
     """Where torch, torchvision and captum import, the bench adds captum's maps/s on
     torchvision's InceptionV3, and captum runs as many model passes per map (counted by a
     forward hook) as saljax's methods, so maps/s compare like for like."""
-    from saljax import bench_captum
-    if not bench_captum.available():
+    from saljax.bench import captum
+    if not captum.available():
         pytest.skip("torch, torchvision or captum is not installed")
-    rc = cli.main(["bench", "--config", os.path.join(ROOT, "configs", "bench.py"),
+    rc = cli.main(["bench", "--config", "bench",
                    "--workdir", str(tmp_path), "--config.size=75", "--config.batch_sizes=(1,)",
                    "--config.models=[{'name': 'inception_v3', 'width': 0.0625}]",
                    "--config.methods=('gradient', 'smoothgrad', 'integrated_gradients')",

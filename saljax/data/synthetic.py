@@ -60,14 +60,8 @@ def _lung_fields(yy, xx, rng):
     return lungs
 
 
-def example(seed: int, index: int, config: SyntheticConfig = SyntheticConfig()) -> dict:
-    """One synthetic radiograph: ``image`` uint8 [S, S, 1], ``mask`` uint8 [S, S], ``boxes``
-    float32 [N, 4] (x_min, y_min, x_max, y_max in pixels), ``label`` 0/1, ``id``, ``marker``."""
-    rng = np.random.default_rng([seed, index])
-    s = config.size
-    yy, xx = np.mgrid[:s, :s] / s
-    label = int(rng.random() < config.positive_fraction)
-
+def _thorax(rng, yy, xx, s):
+    """The background radiograph and its two lung fields (soft masks in [0, 1])."""
     body = np.clip(1.3 - _ellipse(yy, xx, 0.55, 0.5, 0.55, 0.42), 0, 1) ** 0.4
     lungs = _lung_fields(yy, xx, rng)
     lung = np.maximum(*lungs)
@@ -82,49 +76,74 @@ def example(seed: int, index: int, config: SyntheticConfig = SyntheticConfig()) 
     image = (0.15 + 0.55 * body - 0.35 * lung + 0.25 * spine + 0.2 * mediastinum
              + 0.12 * ribs * lung)
     image += 0.05 * _smooth_noise(rng, s, s / 16) * body + 0.03 * _smooth_noise(rng, s, s / 64)
+    return image, lungs
 
+
+def _add_lesions(rng, image, lungs, yy, xx, config):
+    """Brighten 1..max_lesions irregular blobs inside the lungs (in place); returns their mask
+    and boxes (x_min, y_min, x_max, y_max)."""
+    s = config.size
     mask = np.zeros((s, s), bool)
     boxes = []
+    lo, hi = config.lesion_radius
+    for _ in range(rng.integers(1, config.max_lesions + 1)):
+        which = lungs[rng.integers(2)]
+        ys, xs = np.nonzero(which > 0.7)
+        pick = rng.integers(len(ys))
+        cy, cx = ys[pick] / s, xs[pick] / s
+        r = rng.uniform(lo, hi)
+        # an irregular blob: an ellipse with a noisy boundary
+        d = _ellipse(yy, xx, cy, cx, r * rng.uniform(0.7, 1.3), r * rng.uniform(0.7, 1.3))
+        d = d + 0.3 * _smooth_noise(rng, s, s * r / 2)
+        blob = d < 1.0
+        blob = ndimage.binary_opening(blob, iterations=1) if blob.sum() > 20 else blob
+        if not blob.any():
+            continue
+        profile = np.clip(1.0 - d, 0, 1) ** 0.5 * blob
+        image += config.lesion_contrast * profile
+        mask |= blob
+        by, bx = np.nonzero(blob)
+        boxes.append([bx.min(), by.min(), bx.max() + 1, by.max() + 1])
+    return mask, boxes
+
+
+def _has_marker(rng, label: int, config) -> bool:
+    if config.marker == "random":
+        return rng.random() < config.marker_probability
+    if config.marker == "shortcut":
+        p = config.shortcut_strength if label else 1 - config.shortcut_strength
+        return rng.random() < p
+    return False
+
+
+def _draw_marker(image, s: int) -> None:
+    """An "R" plate in the top right corner (in place)."""
+    m = max(4, s // 16)
+    y0, x0 = int(0.05 * s), int(0.85 * s) - m
+    plate = np.zeros((m, m))
+    plate[:, : max(1, m // 4)] = 1
+    plate[: max(1, m // 4), :] = 1
+    plate[m // 2 - max(1, m // 8): m // 2 + max(1, m // 8), :] = 1
+    plate[m // 2:, : m - max(1, m // 4)] = np.eye(m)[m // 2:, : m - max(1, m // 4)]
+    image[y0:y0 + m, x0:x0 + m] = np.maximum(image[y0:y0 + m, x0:x0 + m], 0.95 * plate)
+
+
+def example(seed: int, index: int, config: SyntheticConfig = SyntheticConfig()) -> dict:
+    """One synthetic radiograph: ``image`` uint8 [S, S, 1], ``mask`` uint8 [S, S], ``boxes``
+    float32 [N, 4] (x_min, y_min, x_max, y_max in pixels), ``label`` 0/1, ``id``, ``marker``."""
+    rng = np.random.default_rng([seed, index])
+    s = config.size
+    yy, xx = np.mgrid[:s, :s] / s
+    label = int(rng.random() < config.positive_fraction)
+    image, lungs = _thorax(rng, yy, xx, s)
+    mask, boxes = np.zeros((s, s), bool), []
     if label:
-        lo, hi = config.lesion_radius
-        for _ in range(rng.integers(1, config.max_lesions + 1)):
-            which = lungs[rng.integers(2)]
-            ys, xs = np.nonzero(which > 0.7)
-            pick = rng.integers(len(ys))
-            cy, cx = ys[pick] / s, xs[pick] / s
-            r = rng.uniform(lo, hi)
-            # an irregular blob: an ellipse with a noisy boundary
-            d = _ellipse(yy, xx, cy, cx, r * rng.uniform(0.7, 1.3), r * rng.uniform(0.7, 1.3))
-            d = d + 0.3 * _smooth_noise(rng, s, s * r / 2)
-            blob = d < 1.0
-            blob = ndimage.binary_opening(blob, iterations=1) if blob.sum() > 20 else blob
-            if not blob.any():
-                continue
-            profile = np.clip(1.0 - d, 0, 1) ** 0.5 * blob
-            image += config.lesion_contrast * profile
-            mask |= blob
-            by, bx = np.nonzero(blob)
-            boxes.append([bx.min(), by.min(), bx.max() + 1, by.max() + 1])
+        mask, boxes = _add_lesions(rng, image, lungs, yy, xx, config)
         if not mask.any():  # every attempt fell apart: make it an honest negative
             label = 0
-
-    if config.marker == "random":
-        marker = rng.random() < config.marker_probability
-    elif config.marker == "shortcut":
-        p = config.shortcut_strength if label else 1 - config.shortcut_strength
-        marker = rng.random() < p
-    else:
-        marker = False
+    marker = _has_marker(rng, label, config)
     if marker:
-        m = max(4, s // 16)
-        y0, x0 = int(0.05 * s), int(0.85 * s) - m
-        plate = np.zeros((m, m))
-        plate[:, : max(1, m // 4)] = 1
-        plate[: max(1, m // 4), :] = 1
-        plate[m // 2 - max(1, m // 8): m // 2 + max(1, m // 8), :] = 1
-        plate[m // 2:, : m - max(1, m // 4)] = np.eye(m)[m // 2:, : m - max(1, m // 4)]
-        image[y0:y0 + m, x0:x0 + m] = np.maximum(image[y0:y0 + m, x0:x0 + m], 0.95 * plate)
-
+        _draw_marker(image, s)
     image += config.noise * rng.normal(size=image.shape)
     image = np.clip(image, 0, 1)
     return {

@@ -44,7 +44,8 @@ def _fill(shapes, draw, xp):
     for k, leaf in traverse_util.flatten_dict(shapes).items():
         if k[-1] == "kernel":
             n = math.prod(leaf.shape)
-            out[k] = draw[offset:offset + n].reshape(leaf.shape) * xp.float32(glorot_limit(leaf.shape))
+            limit = xp.float32(glorot_limit(leaf.shape))
+            out[k] = draw[offset:offset + n].reshape(leaf.shape) * limit
             offset += n
         elif k[-1] in CONSTANT:
             out[k] = xp.full(leaf.shape, CONSTANT[k[-1]], leaf.dtype)

@@ -40,7 +40,7 @@ def channels(c: int, width: float) -> int:
 
 
 def check_images(x, name: str, min_size: int) -> None:
-    """Raise a clear error for images that are not NHWC with 3 channels and at least ``min_size``."""
+    """A clear error for images that are not NHWC with 3 channels and ``min_size`` px."""
     if x.ndim != 4:
         raise ValueError(f"{name} expects NHWC images of rank 4, got shape {tuple(x.shape)}")
     if x.shape[-1] != 3:

@@ -20,7 +20,7 @@ MODELS = tuple(CLASSIFIERS)
 
 def create(name: str, *, num_classes: int = 2, width: float = 1.0, dtype=jnp.float32,
            act=nn.relu) -> nn.Module:
-    """A Flax classifier by name: ``inception_v3``, ``densenet121``, ``densenet169``, ``densenet201``.
+    """A Flax model by name: ``inception_v3``, ``densenet121/169/201`` (classifiers), ``unet``.
 
     ``model.apply(variables, images)`` maps NHWC float images to [B, num_classes] float32 logits
     (inference BatchNorm); ``model.apply(variables, images, train=True, mutable=["batch_stats"])``

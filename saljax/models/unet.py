@@ -1,9 +1,10 @@
 """A small Flax U-Net: the study's segmentation baseline for localization and agreement.
 
 ``UNet(width=w)`` maps NHWC images [B, H, W, 3] to per-pixel lesion logits [B, H, W] (float32).
-Three resolutions of two 3x3 conv + BatchNorm + ReLU each, max-pool down, upsample
-with skip connections (nearest-neighbour upsampling then a 2x2 conv); the sides are padded to a multiple of 8 and cropped back, so any size
->= 16 px works. Channels are ``16 * width`` at the top, doubling per level.
+Three resolutions of two 3x3 conv + BatchNorm + ReLU each, max-pool down, upsample with skip
+connections (nearest-neighbour upsampling then a 2x2 conv); the sides are padded to a multiple
+of 8 and cropped back, so any size >= 16 px works. Channels are ``16 * width`` at the top,
+doubling per level.
 """
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ class Setting:
     name: str            # "trained", "cascading_03", "independent_05"
     kind: str            # "trained", "cascading", "independent"
     level: int           # cascading level or independent block index (0 for trained)
-    images: int          # how many of the study's images this setting is computed for
+    n_images: int        # how many of the study's images this setting is computed for
 
 
 def settings(n_blocks: int, cascading_levels, independent_blocks, n_eval: int,
@@ -172,7 +172,7 @@ def schedule(config, classifiers, n_images: int, workdir: str, share=(0, 1)) -> 
         units = []
         for st in sets:
             for group in method_groups(methods):
-                for c in range(-(-st.images // config.chunk)):
+                for c in range(-(-st.n_images // config.chunk)):
                     paths = {label: unit_path(workdir, m.id, st.name, label, c) for label in group}
                     all_paths += list(paths.values())
                     k += 1

@@ -23,7 +23,7 @@ from saljax import data as sd
 from saljax import files
 from saljax.metrics import roc_auc
 from saljax.models import checkpoint as model_checkpoint
-from saljax.training.loop import Task, every_replicate, fit
+from saljax.training.loop import Task, TrainState, every_replicate, fit
 from saljax.training.replicates import ReplicateBatches, over_replicates, replicate, replicate_mode
 
 
@@ -56,11 +56,8 @@ def default_config() -> ml_collections.ConfigDict:
 
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass
-class State:
-    """Everything a replicate's training needs to continue. Leading axis: replicates."""
-    params: Any
-    batch_stats: Any
-    opt_state: Any
+class State(TrainState):
+    """A classifier replicate's training and its best variables so far (by validation AUC)."""
     best_params: Any
     best_batch_stats: Any
     best_auc: jnp.ndarray

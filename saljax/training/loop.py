@@ -20,6 +20,15 @@ from saljax.parallel import batch_sharding, data_mesh, replicated
 from saljax.training.replicates import ReplicateBatches, over_replicates, stack_trees
 
 
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass
+class TrainState:
+    """What every replicate's training carries (leading axis: replicates); tasks extend it."""
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+
+
 def every_replicate(step: Callable, mode: str) -> Callable:
     """A one-replicate ``step(state, batch, key, shared) -> (state, loss)`` applied to every
     replicate (``mode`` "vmap" or "loop", :func:`saljax.training.replicates.replicate_mode`)."""

@@ -12,7 +12,7 @@ from saljax import data as sd
 def replicate_mode(config) -> str:
     """How replicate seeds share a step. XLA's CPU backend runs ``vmap``-ed convolutions as
     grouped convolutions several times slower than separate ones, so ``"auto"`` loops there."""
-    mode = config.get("replicates", "auto")
+    mode = config.replicates
     if mode == "auto":
         return "loop" if jax.default_backend() == "cpu" else "vmap"
     if mode not in ("vmap", "loop"):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +21,7 @@ import saljax.models as sm
 from saljax import data as sd
 from saljax import files
 from saljax.models import checkpoint as model_checkpoint
-from saljax.training.loop import Task, every_replicate, fit
+from saljax.training.loop import Task, TrainState, every_replicate, fit
 from saljax.training.replicates import ReplicateBatches, replicate, replicate_mode
 
 
@@ -41,11 +40,8 @@ def default_config() -> ml_collections.ConfigDict:
 
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass
-class State:
-    """A U-Net replicate's training state (leading axis: replicates) and its last loss."""
-    params: Any
-    batch_stats: Any
-    opt_state: Any
+class State(TrainState):
+    """A U-Net replicate's training and its last loss."""
     loss: jnp.ndarray
 
 

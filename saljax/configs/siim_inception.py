@@ -1,18 +1,16 @@
 """The study's full protocol on SIIM-ACR Pneumothorax at 320 x 320 (segmentation masks).
 
     saljax data build siim_pneumothorax --manual-dir ~/kaggle/siim --data-dir ~/tfds --size 320
-    saljax study --config configs/siim_inception.py --workdir runs/siim \\
+    saljax study --config siim_inception --workdir runs/siim \\
         --config.data_path=~/tfds/siim_pneumothorax/<config>/1.0.0
 
-Same protocol as configs/rsna_inception.py; pneumothorax is rarer, so the loss is class-weighted.
+Same protocol as the rsna_inception config; pneumothorax is rarer, so the loss is class-weighted.
 """
-import os
-
-from saljax.config import load
+from saljax.configs import rsna_inception
 
 
 def get_config():
-    c = load(os.path.join(os.path.dirname(__file__), "rsna_inception.py"))
+    c = rsna_inception.get_config()
     c.dataset = "siim_pneumothorax"
     c.train.class_weighting = True
     return c

@@ -2,7 +2,7 @@
 
     saljax data build rsna_pneumonia --manual-dir ~/kaggle/rsna --data-dir ~/tfds --size 320 \\
         [--splits-csv splits.csv]
-    saljax study --config configs/rsna_inception.py --workdir runs/rsna \\
+    saljax study --config rsna_inception --workdir runs/rsna \\
         --config.data_path=~/tfds/rsna_pneumonia/<config>/1.0.0
 
 3 InceptionV3 replicates and a DenseNet121 (published widths, Adam at 7e-5), the study's method
@@ -10,9 +10,9 @@ settings (IG 10 steps from -1, SmoothGrad / SmoothGrad-IG with PAIR's defaults, 
 mixed10, XRAI at its defaults), 100 evaluation images for randomization and repeatability, every
 test positive for utility, every named block for cascading and independent randomization.
 Start from ImageNet weights with --config.train.init_from=<inception_v3 notop .h5> (the
-DenseNet then needs its own; see configs/README.md).
+DenseNet then needs its own).
 """
-from saljax.study import default_config
+from saljax.protocol import default_config
 
 
 def get_config():

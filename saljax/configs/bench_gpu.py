@@ -1,16 +1,14 @@
 """The GPU benchmark: full InceptionV3 at 320 x 320, batch 128, the study's cheap and noisy
 methods, against PAIR one image at a time on the same model.
 
-    saljax bench --config configs/bench_gpu.py --workdir runs/bench_gpu [--config.dtype=bfloat16]
+    saljax bench --config bench_gpu --workdir runs/bench_gpu [--config.dtype=bfloat16]
         [--config.fold_batchnorm='(False, True)'] [--config.max_batch_sweep='(128, 256, 512)']
 """
-import os
-
-from saljax.config import load
+from saljax.configs import bench
 
 
 def get_config():
-    c = load(os.path.join(os.path.dirname(__file__), "bench.py"))
+    c = bench.get_config()
     c.models = [{"name": "inception_v3", "width": 1.0}]
     c.size = 320
     c.batch_sizes = (128,)

@@ -1,15 +1,13 @@
 """A smoke-test study (the test suite and the notebook use it): every stage and output of the
 synthetic study on a handful of 75 px images and narrow models, three methods.
 
-    saljax study --config configs/tiny.py --workdir runs/tiny
+    saljax study --config tiny --workdir runs/tiny
 """
-import os
-
-from saljax.config import load
+from saljax.configs import synthetic
 
 
 def get_config():
-    c = load(os.path.join(os.path.dirname(__file__), "synthetic.py"))
+    c = synthetic.get_config()
     c.size = 75
     c.synthetic.counts = (("train", 64), ("val", 16), ("test", 24))
     c.train.update(dict(epochs=1, batch_size=16, checkpoint_every=2, eval_batch_size=16))

@@ -1,6 +1,6 @@
 """The README's main job: the whole study on built-in synthetic chest X-rays, CPU-sized.
 
-    saljax study --config configs/synthetic.py --workdir runs/synthetic
+    saljax study --config synthetic --workdir runs/synthetic
 
 The full protocol at reduced size: 2 InceptionV3 replicates and 1 DenseNet121 (narrow), 96 px,
 fewer noise samples and path steps, a few randomization levels spread over the named blocks.
@@ -8,7 +8,7 @@ On a 2-core CPU (9.5-10.5 min with an empty compilation cache) its time goes to 
 half), the maps and XLA compilation; runs that find the compilation cache warm skip the
 compiling.
 """
-from saljax.study import default_config
+from saljax.protocol import default_config
 
 
 def get_config():

@@ -1,7 +1,7 @@
 """Saliency throughput: saljax against PAIR ``saliency.core`` on the same model (CPU-sized).
 
-    saljax bench --config configs/bench.py --workdir runs/bench
-    saljax bench --config configs/bench.py --config.size=320 --config.batch_sizes='(128,)'
+    saljax bench --config bench --workdir runs/bench
+    saljax bench --config bench --config.size=320 --config.batch_sizes='(128,)'
 """
 import ml_collections
 

@@ -1,0 +1,13 @@
+"""Built-in configs: Python modules whose ``get_config()`` returns an ``ml_collections``
+ConfigDict, each overriding a shared default (``saljax.protocol.default_config`` for studies,
+``bench`` for benchmarks) or another config by importing it, as big_vision's configs do.
+
+Pass one by name (``--config synthetic``) or any config file by path (``--config my.py``), and
+override fields with ``--config.<field>=<value>``:
+
+* ``synthetic``: the README's main job, the whole study on built-in synthetic X-rays (CPU-sized);
+* ``tiny``: a smoke test of every stage (the test suite and the notebook use it);
+* ``rsna_inception``, ``siim_inception``: the study's protocol at 320 px on the Kaggle data;
+* ``midl_label_randomization``: classifiers trained on permuted labels (MIDL 2020);
+* ``bench`` (``saljax bench``'s default), ``bench_gpu``, ``bench_metrics``: throughput.
+"""
