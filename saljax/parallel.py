@@ -51,6 +51,22 @@ def is_writer() -> bool:
     return jax.process_index() == 0
 
 
+def is_process_local(mesh: Mesh) -> bool:
+    """Whether every device of ``mesh`` belongs to this process (e.g. a study's process 0
+    training on its local devices while the other processes wait)."""
+    return all(d.process_index == jax.process_index() for d in mesh.devices.flat)
+
+
+def orbax_processes(local: bool = True):
+    """orbax's multiprocessing options: this process alone (``local``: files one process writes
+    or reads by itself, training on a process-local mesh) or every process (the default)."""
+    import orbax.checkpoint as ocp
+    if not local:
+        return ocp.options.MultiprocessingOptions()
+    me = jax.process_index()
+    return ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me})
+
+
 def shard(fn, mesh: Mesh, in_specs, out_specs):
     """``fn`` under ``shard_map`` on ``mesh`` (jitted), without replication checking (its outputs
     are split, never replicated); works with both the new and the older jax spelling."""

@@ -1,6 +1,7 @@
 """Saving and loading trained model variables with orbax, with the architecture written beside.
 
-A model directory holds ``model.json`` (name, width, num_classes and free-form metadata such as
+Each process reads and writes model directories by itself (no multi-process barrier). A model
+directory holds ``model.json`` (name, width, num_classes and free-form metadata such as
 the validation AUC) and ``variables/`` (an orbax checkpoint of ``{"params", "batch_stats"}``).
 Loading checks that the files describe the architecture asked for, and that every array has the
 shape that architecture needs, before any array is read.
@@ -16,6 +17,7 @@ import orbax.checkpoint as ocp
 
 from saljax import files
 from saljax.models.init import variable_shapes
+from saljax.parallel import orbax_processes
 from saljax.models.registry import create
 
 
@@ -30,7 +32,7 @@ def save(path: str, variables, *, name: str, width: float = 1.0, num_classes: in
     os.makedirs(path, exist_ok=True)
     spec = {"name": name, "width": float(width), "num_classes": int(num_classes),
             "metadata": metadata or {}}
-    checkpointer = ocp.StandardCheckpointer()
+    checkpointer = ocp.StandardCheckpointer(multiprocessing_options=orbax_processes())
     target = os.path.join(path, "variables")
     tree = {k: variables[k] for k in ("params", "batch_stats")}
     checkpointer.save(target, jax.tree.map(np.asarray, tree), force=True)
@@ -60,7 +62,8 @@ def load(path: str, *, name: str | None = None, width: float | None = None,
     model = create(spec["name"], width=spec["width"], num_classes=spec["num_classes"])
     expected = variable_shapes(model)
     expected = {k: expected[k] for k in ("params", "batch_stats")}
-    stored = ocp.StandardCheckpointer().metadata(os.path.join(path, "variables"))
+    reader = ocp.StandardCheckpointer(multiprocessing_options=orbax_processes())
+    stored = reader.metadata(os.path.join(path, "variables"))
     stored = getattr(stored, "item_metadata", stored)
     want = {jax.tree_util.keystr(k): tuple(v.shape)
             for k, v in jax.tree_util.tree_flatten_with_path(expected)[0]}
@@ -74,5 +77,5 @@ def load(path: str, *, name: str | None = None, width: float | None = None,
                   if extra else f"{wrong[0]} has shape {have[wrong[0]]}, expected {want[wrong[0]]}")
         raise CheckpointMismatch(f"{path}: the stored arrays do not fit {spec['name']} (width "
                                  f"{spec['width']}): {detail}")
-    variables = ocp.StandardCheckpointer().restore(os.path.join(path, "variables"), expected)
+    variables = reader.restore(os.path.join(path, "variables"), expected)
     return model, variables, spec

@@ -42,6 +42,19 @@ class Hosts:
                 raise TimeoutError(f"waited {timeout_s:.0f} s for process 0's {what}")
             time.sleep(5)
 
+    def leave_together(self, key: str, timeout_s: float = 7 * 24 * 3600) -> None:
+        """Process 0 says it is done; the others wait for that (the coordination service's
+        key-value store) before they return: jax.distributed's shutdown waits only minutes for
+        processes that are still working, and process 0 computes the results last."""
+        if self.size == 1:
+            return
+        from jax._src import distributed
+        client = distributed.global_state.client
+        if self.writer:
+            client.key_value_set(key, "done")
+        else:
+            client.blocking_key_value_get(key, int(min(timeout_s * 1000, 2 ** 31 - 1)))
+
     def train_then_map(self, training: dict, mapping: dict, beside: list, publish) -> None:
         """Each architecture's training, then its map units.
 

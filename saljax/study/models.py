@@ -50,13 +50,14 @@ class Lineup:
             tqdm.write(f"training {len(config.seeds)} x {arch} (width {config.width:g})")
         classifier.train(config, train_dir, progress=progress, mesh=mesh)
 
-    def train_segmenters(self, config, splits, workdir: str, *, progress: bool = True) -> None:
+    def train_segmenters(self, config, splits, workdir: str, *, mesh=None,
+                         progress: bool = True) -> None:
         """Train the segmentation U-Nets if they are not trained yet."""
         if not self.segmenters_missing:
             return
         if progress:
             tqdm.write(f"training {len(config.seeds)} segmentation U-Nets")
-        segmenter.train(config, splits, workdir, progress=progress)
+        segmenter.train(config, splits, workdir, mesh=mesh, progress=progress)
 
 
 def _train_config(config, spec, data_path: str) -> ml_collections.ConfigDict:

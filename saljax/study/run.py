@@ -60,7 +60,7 @@ def run(config, workdir: str, *, progress: bool = True) -> dict | None:
     training = {arch: functools.partial(lineup.train, arch, mesh=mesh, progress=progress)
                 for arch in plan.mine}
     unets = functools.partial(lineup.train_segmenters, config.segmentation, data.splits,
-                              workdir, progress=progress)
+                              workdir, mesh=mesh, progress=progress)
     trained = []
 
     def publish():
@@ -70,10 +70,14 @@ def run(config, workdir: str, *, progress: bool = True) -> dict | None:
                                      "segmenters": lineup.segmenters})
 
     hosts.train_then_map(training, mapping, [unets], publish)
+    done = f"saljax study {os.path.abspath(workdir)}"
     if not hosts.writer:
+        hosts.leave_together(done)
         return None
     hosts.wait_for(plan.paths, "map units of the other processes")
-    return evaluate(config, trained, lineup.segmenters, plan, data, workdir, progress)
+    result = evaluate(config, trained, lineup.segmenters, plan, data, workdir, progress)
+    hosts.leave_together(done)
+    return result
 
 
 def xrai_segments(config, images, progress: bool):

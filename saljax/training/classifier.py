@@ -23,6 +23,7 @@ from saljax import data as sd
 from saljax import files
 from saljax.metrics import roc_auc
 from saljax.models import checkpoint as model_checkpoint
+from saljax.parallel import data_mesh, is_process_local
 from saljax.training.loop import Task, TrainState, every_replicate, fit
 from saljax.training.replicates import ReplicateBatches, over_replicates, replicate, replicate_mode
 
@@ -159,12 +160,13 @@ def _randomized_labels(source, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).permutation(labels)
 
 
-def replicate_batches(config, source, keys=("image", "label")) -> ReplicateBatches:
+def replicate_batches(config, source, keys=("image", "label"), shard=True) -> ReplicateBatches:
     """Every replicate's training batches; with ``label_randomization`` every image carries a
     label permuted once (the same for every replicate)."""
     labels = (_randomized_labels(source, 10_000 + config.seeds[0])
               if config.label_randomization else None)
-    return ReplicateBatches(source, config.batch_size, config.seeds, keys=keys, labels=labels)
+    return ReplicateBatches(source, config.batch_size, config.seeds, keys=keys, labels=labels,
+                            shard=shard)
 
 
 def train(config, workdir: str, *, mesh=None, splits=None, progress: bool = True) -> dict:
@@ -174,9 +176,10 @@ def train(config, workdir: str, *, mesh=None, splits=None, progress: bool = True
     Resumes from ``workdir/checkpoints`` when a previous run left one.
     """
     model = _model(config)
+    mesh = mesh or data_mesh()
     splits = splits or sd.open_splits(config.data_path)
     train_src, val_src = splits["train"], splits["val"]
-    batches = replicate_batches(config, train_src)
+    batches = replicate_batches(config, train_src, shard=not is_process_local(mesh))
     if config.class_weighting:
         counts = np.bincount(sd.labels(train_src), minlength=config.num_classes)
         class_weights = jnp.asarray(len(train_src) / (config.num_classes * np.maximum(counts, 1)),

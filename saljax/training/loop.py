@@ -13,10 +13,12 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 from tqdm.auto import tqdm
 
-from saljax.parallel import batch_sharding, data_mesh, replicated
+from saljax.parallel import (batch_sharding, data_mesh, is_process_local, orbax_processes,
+                             replicated)
 from saljax.training.replicates import ReplicateBatches, over_replicates, stack_trees
 
 
@@ -58,23 +60,38 @@ class Task:
     max_steps: int = -1                 # stop early (for tests): -1 runs every epoch
 
 
+def _checkpoints(checkpoint_dir: str, mesh):
+    """orbax's manager for ``checkpoint_dir``, what it saves of a state and what it restores
+    into: the state's arrays, or, where this process trains alone among several (a mesh of its
+    own devices), host copies that orbax writes without the others."""
+    checkpoint_dir = os.path.abspath(checkpoint_dir)
+    os.makedirs(checkpoint_dir, exist_ok=True)   # orbax creates none for a subset of processes
+    local = is_process_local(mesh)
+    options = ocp.CheckpointManagerOptions(max_to_keep=2, create=False,
+                                           multiprocessing_options=orbax_processes(local))
+    manager = ocp.CheckpointManager(checkpoint_dir, options=options)
+    if local and jax.process_count() > 1:
+        host = lambda state: jax.tree.map(np.asarray, state)
+        return manager, host, host
+    return (manager, lambda state: state,
+            lambda state: jax.tree.map(ocp.utils.to_shape_dtype_struct, state))
+
+
 def fit(task: Task, checkpoint_dir: str, *, mesh=None, progress: bool = True):
-    """Train every replicate of ``task`` (resuming from ``checkpoint_dir``); returns the final
-    state, stacked over replicates."""
+    """Train every replicate of ``task`` (resuming from ``checkpoint_dir``) on ``mesh`` (default:
+    every device of every process; on a mesh of this process's devices this process trains
+    alone, e.g. a study's process 0); returns the final state, stacked over replicates."""
     per_epoch = task.batches.steps_per_epoch
     total = per_epoch * task.epochs
     if task.max_steps >= 0:
         total = min(total, task.max_steps)
     mesh = mesh or data_mesh()
     keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in task.seeds])
-    manager = ocp.CheckpointManager(os.path.abspath(checkpoint_dir),
-                                    options=ocp.CheckpointManagerOptions(max_to_keep=2,
-                                                                         create=True))
+    manager, saved, target = _checkpoints(checkpoint_dir, mesh)
     state = stack_trees(*[task.init(s) for s in task.seeds])
     start = manager.latest_step() or 0
     if start:
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-        state = manager.restore(start, args=ocp.args.StandardRestore(abstract))
+        state = manager.restore(start, args=ocp.args.StandardRestore(target(state)))
     state = jax.device_put(state, replicated(mesh))
     data_sharding = batch_sharding(mesh, leading=1)
     bar = tqdm(total=total, initial=start, desc=f"train {task.name} x{len(task.seeds)}",
@@ -89,7 +106,7 @@ def fit(task: Task, checkpoint_dir: str, *, mesh=None, progress: bool = True):
             state, fields = task.epoch_end(state, -(-done // per_epoch))  # epochs started
             bar.set_postfix(loss=float(jnp.mean(loss)), **fields)
         if done % task.checkpoint_every == 0 or done == total:
-            manager.save(done, args=ocp.args.StandardSave(state))
+            manager.save(done, args=ocp.args.StandardSave(saved(state)))
     manager.wait_until_finished()
     bar.close()
     return state

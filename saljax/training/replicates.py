@@ -75,15 +75,18 @@ def over_replicates(fn, mode: str, in_axes):
 class ReplicateBatches:
     """Batch ``step`` of every replicate, ``{key: [R, B, ...]}``: replicate r reads
     ``source`` shuffled by ``seeds[r]`` (a new order every epoch; step k's batch is always the
-    same, for exact resume). ``labels`` replace the source's (label randomization)."""
+    same, for exact resume). ``labels`` replace the source's (label randomization). With
+    ``shard`` each of several processes reads its own slice (training over all processes)."""
 
-    def __init__(self, source, batch_size: int, seeds, keys=("image", "label"), labels=None):
+    def __init__(self, source, batch_size: int, seeds, keys=("image", "label"), labels=None,
+                 shard: bool = True):
         if len(source) // batch_size < 1:
             raise ValueError(f"batch size {batch_size} exceeds the {len(source)} training "
                              "examples")
         src = source if labels is None else Relabelled(source, labels)
         self.keys = tuple(keys)
-        self.datasets = [sd.training_batches(src, batch_size, seed=s, keys=keys) for s in seeds]
+        self.datasets = [sd.training_batches(src, batch_size, seed=s, keys=keys, shard=shard)
+                         for s in seeds]
         self.steps_per_epoch = len(source) // batch_size
 
     def __getitem__(self, step):

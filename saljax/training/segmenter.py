@@ -21,6 +21,7 @@ import saljax.models as sm
 from saljax import data as sd
 from saljax import files
 from saljax.models import checkpoint as model_checkpoint
+from saljax.parallel import data_mesh, is_process_local
 from saljax.training.loop import Task, TrainState, every_replicate, fit
 from saljax.training.replicates import ReplicateBatches, replicate, replicate_mode
 
@@ -48,6 +49,7 @@ class State(TrainState):
 def train(config, splits, workdir: str, *, mesh=None, progress: bool = True) -> dict:
     """Train ``len(config.seeds)`` U-Nets; returns ``{seed: path}``."""
     model = sm.create("unet", num_classes=1, width=config.width)
+    mesh = mesh or data_mesh()
     optimizer = optax.adam(config.learning_rate)
 
     def init(seed):
@@ -70,7 +72,7 @@ def train(config, splits, workdir: str, *, mesh=None, progress: bool = True) -> 
 
     seeds = tuple(config.seeds)
     batches = ReplicateBatches(splits["train"], config.batch_size, [1000 + s for s in seeds],
-                               keys=("image", "mask"))
+                               keys=("image", "mask"), shard=not is_process_local(mesh))
     task = Task(name="unet", seeds=seeds, init=init,
                 step=every_replicate(step, replicate_mode(config)), batches=batches,
                 epochs=config.epochs, checkpoint_every=config.checkpoint_every)
