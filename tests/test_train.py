@@ -131,3 +131,32 @@ def test_a_checkpoint_for_another_architecture_is_a_clear_error(tiny_data, tmp_p
         json.dump(spec, f)
     with pytest.raises(checkpoint.CheckpointMismatch, match="do not fit inception_v3"):
         checkpoint.load(path)
+
+
+def test_unet_training_resumes_from_its_checkpoint(tiny_data, tmp_path, monkeypatch):
+    """The segmentation U-Nets train through the same loop: a run stopped after one epoch and
+    resumed for a second runs only the second epoch's steps and ends with the parameters of two
+    uninterrupted epochs."""
+    from saljax.training import segmenter
+    from saljax.training.replicates import ReplicateBatches
+
+    splits = sd.open_splits(tiny_data)
+    c = segmenter.default_config()
+    c.update(dict(width=0.25, seeds=(0, 1), epochs=2, batch_size=16, checkpoint_every=1))
+    straight = segmenter.train(c, splits, str(tmp_path / "straight"), progress=False)
+    c.epochs = 1
+    segmenter.train(c, splits, str(tmp_path / "resumed"), progress=False)
+    ckpt = tmp_path / "resumed" / "train" / "unet" / "checkpoints"
+    assert max(int(d) for d in os.listdir(ckpt) if d.isdigit()) == 3   # one epoch of 3 steps
+    c.epochs = 2
+    steps, batch_of = [], ReplicateBatches.__getitem__
+    monkeypatch.setattr(ReplicateBatches, "__getitem__",
+                        lambda self, step: steps.append(step) or batch_of(self, step))
+    resumed = segmenter.train(c, splits, str(tmp_path / "resumed"), progress=False)
+    assert steps == [3, 4, 5]
+    for seed in c.seeds:
+        _, a, meta_a = checkpoint.load(straight[seed])
+        _, b, meta_b = checkpoint.load(resumed[seed])
+        assert meta_a == meta_b
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+            np.testing.assert_array_equal(x, y)
