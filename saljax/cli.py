@@ -60,7 +60,8 @@ def _data_build(args) -> int:
                           counts=counts, marker=args.marker)
     else:
         path = data.build(args.name, args.data_dir, manual_dir=args.manual_dir, size=args.size,
-                          split_seed=args.split_seed, splits_csv=args.splits_csv)
+                          split_seed=args.split_seed, splits_csv=args.splits_csv,
+                          classes=args.classes, box_raster=args.box_raster)
     splits = data.open_splits(path)
     print(f"built {args.name} at {path}: "
           + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
@@ -110,7 +111,12 @@ def _study(args, overrides) -> int:
 def _report(args) -> int:
     from saljax import report
 
-    print(f"wrote {report.write(args.workdir)}")
+    if args.compare:
+        print(f"wrote {report.compare(args.compare, args.out)}")
+    else:
+        if not args.workdir:
+            raise ValueError("saljax report needs --workdir DIR (or --compare DIR DIR ...)")
+        print(f"wrote {report.write(args.workdir)}")
     return 0
 
 
@@ -138,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("--size", type=int, default=320, help="output side in pixels")
     db.add_argument("--split-seed", type=int, default=0)
     db.add_argument("--splits-csv", help="the study's splits file, relative to --manual-dir")
+    db.add_argument("--classes", default="all",
+                    help="rsna_pneumonia: all, or opacity_vs_normal (the study's)")
+    db.add_argument("--box-raster", default="centres",
+                    help="boxes to masks: centres (pixel centres), or corners (the study's)")
     db.add_argument("--seed", type=int, default=0, help="synthetic_cxr: generator seed")
     db.add_argument("--train", type=int, default=1000, help="synthetic_cxr: training images")
     db.add_argument("--val", type=int, default=200)
@@ -162,7 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     st.set_defaults(func=_study, takes_overrides=True)
 
     r = sub.add_parser("report", help="(re)write figures and report.md from a study's results")
-    r.add_argument("--workdir", required=True)
+    r.add_argument("--workdir", help="a finished study: its figures and report.md again")
+    r.add_argument("--compare", nargs="+", metavar="WORKDIR",
+                   help="finished studies side by side: the paper's figures and a table of "
+                        "every method against the four criteria")
+    r.add_argument("--out", default="compare", help="where --compare writes (default: compare)")
     r.set_defaults(func=_report)
 
     b = sub.add_parser("bench", help="saliency throughput against PAIR (and captum)",

@@ -34,6 +34,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.data_path = ""                 # a built dataset; empty: build into <workdir>/data
     c.manual_dir = ""                # the downloaded files (real datasets)
     c.splits_csv = ""                # the study's published splits, relative to manual_dir
+    c.classes = "all"                # RSNA: all patients, or "opacity_vs_normal" (the study's)
+    c.box_raster = "centres"         # boxes to masks by pixel centres, or "corners" (the study's)
     c.size = 320
     c.synthetic = ml_collections.ConfigDict(dict(
         seed=0, counts=(("train", 1000), ("val", 200), ("test", 200)), marker="random"))
@@ -52,23 +54,87 @@ def default_config() -> ml_collections.ConfigDict:
     c.max_batch_per_method = ml_collections.ConfigDict()
     c.chunk = 16                     # images per work unit
     c.eval_images = 100              # randomization and agreement images (test positives)
+    c.eval_seed = 1                  # their draw: random.seed(1), random.shuffle (the study's);
+                                     # -1: the first in stored order
+    c.eval_ids = ""                  # or a file of their ids (CSV Image_ID / id column, or text)
     c.utility_images = -1            # utility images: -1 = every test positive
     c.target = 1                     # explained class (1 = abnormal); -1: the predicted class
     c.cascading_levels = -1          # -1: every named block; k > 0: k levels evenly spread
+    c.cascading_through = ""         # the deepest block the cascade re-draws (the study's:
+                                     # "mixed1"); "": every block, down to the stem
+    c.fully_randomized_level = True  # add the level with every block re-drawn (utility's
+                                     # "randomized" state is the deepest level)
     c.independent_blocks = -1        # -1: every block; 0: none; k > 0: k blocks evenly spread
     c.randomization = ml_collections.ConfigDict(dict(mode="reinit", bn="reinit"))
+    c.noise = "shared"               # stochastic methods' noise across settings: the same for
+                                     # every setting, or "fresh" for every map (the study's)
+    c.normalization = "grayscale"    # maps before every metric: PAIR's grayscale, or
+                                     # "grayscale_minmax" (then min-max, the study's)
     # As in the study, utility and the randomization sweep run on the first model's architecture
     # (InceptionV3); other architectures contribute the trained model's maps of the evaluation
     # images to reproducibility, unless True (every criterion for every architecture).
     c.randomize_every_architecture = False
+    # The MIDL 2020 comparison: replicates of the first architecture trained on permuted labels
+    # (these seeds), whose maps are compared with the true-label models' (SSIM per image).
+    c.permuted_label_seeds = ()
     # SSIM on grayscale maps in [0, 1]: data_range 1. The study's code passed float maps to
     # skimage without data_range, which then assumed 2 (the float range [-1, 1]); set 2.0 to
     # reproduce its numbers.
     c.ssim = ml_collections.ConfigDict(dict(data_range=1.0, win_size=7, gaussian_weights=False))
+    c.agreement_pairs = "all"        # repeatability / reproducibility over every model pair, or
+                                     # "first": replicate 2 vs 1, other architecture vs 1 (the
+                                     # study's)
     c.random_pairs = 200             # pairs for the random-pair SSIM pass line
+    c.random_pairs_per_image = 0     # > 0: that many pairs per image instead (the study's: 50)
+    c.pass_line_models = "all"       # the mean of every replicate's line, or "first": replicate
+                                     # 1's (the study's)
     c.bootstrap = 1000
     c.seed = 0
     return c
+
+
+# The study's settings where PAIR 0.0.5, which it used, differs from PAIR 0.2: GradCAM resized
+# with TF1's legacy bilinear resize; Guided GradCAM as grayscale x grayscale, then min-max.
+PAPER_HPARAMS = {"gradcam": dict(resize="tf1"),
+                 "guided_gradcam": dict(resize="tf1", cam_grayscale=True)}
+
+
+def paper(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """``c`` with every step the study (Arun et al.) took differently from saljax's defaults,
+    row by row as in docs/PROTOCOL.md; the dataset's own steps (its classes, published split
+    file, box rasterization) are set by the dataset's config."""
+    c.cascading_through = "mixed1"        # trained, logits, mixed10 ... mixed1
+    c.fully_randomized_level = False
+    c.train.init_from = "imagenet"
+    c.ssim.data_range = 2.0               # skimage's default for float maps
+    c.eval_seed = 1                       # random.seed(1); random.shuffle; the first 100
+    c.target = -1                         # the predicted class
+    c.normalization = "grayscale_minmax"
+    c.noise = "fresh"
+    c.random_pairs_per_image = 50
+    c.pass_line_models = "first"
+    c.agreement_pairs = "first"
+    for method, hp in PAPER_HPARAMS.items():
+        c.hparams[method] = {**dict(c.hparams.get(method, {})), **hp}
+    return c
+
+
+# The config fields of docs/PROTOCOL.md's rows (summary.json records their values).
+PROTOCOL_FIELDS = ("cascading_through", "fully_randomized_level", "train.init_from",
+                   "ssim.data_range", "classes", "splits_csv", "eval_seed", "eval_ids", "target",
+                   "box_raster", "normalization", "noise", "random_pairs", "random_pairs_per_image",
+                   "pass_line_models", "agreement_pairs", "permuted_label_seeds")
+
+
+def protocol_of(config) -> dict:
+    """The value of every protocol row's field in ``config``."""
+    out = {}
+    for field in PROTOCOL_FIELDS:
+        node = config
+        for part in field.split("."):
+            node = node[part]
+        out[field] = list(node) if isinstance(node, tuple) else node
+    return out
 
 
 def method_hparams(config, arch: str | None = None) -> dict:

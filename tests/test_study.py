@@ -162,3 +162,42 @@ def test_per_method_chunk_sizes_reach_each_unit_program():
                      max_batch_per_method={"smoothgrad": 256, "integrated_gradients": 32})
     chunk = {g: e.max_batch for g, e in maker._explain.items()}
     assert chunk == {("gradient", "gradcam"): 64, ("smoothgrad", "ig"): 32}
+
+
+def test_the_paper_protocol_produces_every_output(tiny_study, tmp_path):
+    """The published protocol on the tiny study's models (loaded, not trained again), with the
+    MIDL comparison: every output, the study's 12 cascading settings, and both studies side by
+    side (`saljax report --compare`)."""
+    from saljax import cli
+    reference, _ = tiny_study
+    cfg = load("tiny_paper")
+    cfg.models = [{**dict(spec), "paths": [os.path.join(reference, "train", spec["name"], "models",
+                                                        f"{spec['name']}_seed{s}")
+                                           for s in spec["seeds"]]} for spec in cfg.models]
+    workdir = str(tmp_path / "paper")
+    summary = study.run(cfg, workdir, progress=False)
+    report.write(workdir)
+    for name in ("summary.json", "utility.csv", "randomization.csv", "agreement.csv",
+                 "pass_lines.csv", "label_randomization.csv", "examples.npz", "report.md"):
+        assert os.path.exists(os.path.join(workdir, name)), name
+    r = summary["gradient"]["randomization"]
+    assert r["level_blocks"] == ["trained", "logits"] + [f"mixed{i}" for i in range(10, 0, -1)]
+    e = summary["gradient"]["label_randomization"]
+    assert e["verdict"] in ("pass", "fail") and e["pass_line"] == r["pass_line"]
+    assert "Label randomization (MIDL 2020)" in open(os.path.join(workdir, "report.md")).read()
+    with open(os.path.join(workdir, "agreement.csv")) as f:
+        pairs = {(row["criterion"], row["model_a"], row["model_b"]) for row in csv.DictReader(f)
+                 if row["criterion"] != "baseline"}
+    assert pairs == {("repeatability", "inception_v3_seed0", "inception_v3_seed1"),
+                     ("reproducibility", "inception_v3_seed0", "densenet121_seed0")}
+    out = str(tmp_path / "compare")
+    assert cli.main(["report", "--compare", reference, workdir, "--out", out]) == 0
+    text = open(os.path.join(out, "compare.md")).read()
+    for fig in ("compare_utility", "compare_cascading", "compare_agreement"):
+        with Image.open(os.path.join(out, "figures", f"{fig}.png")) as im:
+            assert im.format == "PNG" and min(im.size) > 100
+        assert f"figures/{fig}.png" in text
+    rows = [line for line in text.splitlines() if line.startswith("| synthetic_cxr")]
+    assert len(rows) == 2 * len(cfg.methods)
+    assert all(cell.strip().split(" ")[0] in ("pass", "fail", "n/a")
+               for row in rows for cell in row.strip("|").split("|")[2:])

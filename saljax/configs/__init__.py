@@ -7,7 +7,10 @@ override fields with ``--config.<field>=<value>``:
 
 * ``synthetic``: the README's main job, the whole study on built-in synthetic X-rays (CPU-sized);
 * ``tiny``: a smoke test of every stage (the test suite and the notebook use it);
-* ``rsna_inception``, ``siim_inception``: the study's protocol at 320 px on the Kaggle data;
-* ``midl_label_randomization``: classifiers trained on permuted labels (MIDL 2020);
+* ``rsna_inception``, ``siim_inception``: the study's protocol, step for step, at 320 px on the
+  Kaggle data (docs/PROTOCOL.md);
+* ``synthetic_paper``, ``tiny_paper``: the synthetic and tiny studies under that protocol;
+* ``midl_label_randomization``: models trained on permuted labels against the true-label ones
+  (MIDL 2020);
 * ``bench`` (``saljax bench``'s default), ``bench_gpu``, ``bench_metrics``: throughput.
 """

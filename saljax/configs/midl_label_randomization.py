@@ -1,6 +1,8 @@
-"""The MIDL 2020 data-randomization experiment: the study's protocol with classifiers trained on
-permuted labels (Adebayo et al.'s data randomization test). Maps of such models should not find
-lesions; a method whose maps still do reflects the image, not what the model learned.
+"""The MIDL 2020 data-randomization experiment (Adebayo et al.'s data randomization test): the
+study with, beside the true-label models, an InceptionV3 trained on permuted labels, whose maps
+are compared with the true-label model's on the same images (``label_randomization`` in
+summary.json and the report). A method whose maps of a model that learned nothing still
+resemble the trained model's reflects the image, not what the model learned.
 
     saljax study --config midl_label_randomization --workdir runs/midl_labels
 
@@ -12,5 +14,5 @@ from saljax.configs import synthetic
 
 def get_config():
     c = synthetic.get_config()
-    c.train.label_randomization = True
+    c.permuted_label_seeds = (0,)
     return c

@@ -1,23 +1,27 @@
-"""The study's full protocol on RSNA Pneumonia at 320 x 320 (Arun et al.).
+"""The study's protocol on RSNA Pneumonia at 320 x 320 (Arun et al.), step for step
+(docs/PROTOCOL.md): ImageNet-initialized InceptionV3 replicates and a DenseNet121, the
+published splits, Lung Opacity vs Normal only, boxes rasterized as the study did.
 
     saljax data build rsna_pneumonia --manual-dir ~/kaggle/rsna --data-dir ~/tfds --size 320 \\
-        [--splits-csv splits.csv]
+        --splits-csv pneumonia_splits.csv --classes opacity_vs_normal --box-raster corners
     saljax study --config rsna_inception --workdir runs/rsna \\
         --config.data_path=~/tfds/rsna_pneumonia/<config>/1.0.0
 
-3 InceptionV3 replicates and a DenseNet121 (published widths, Adam at 7e-5), the study's method
-settings (IG 10 steps from -1, SmoothGrad / SmoothGrad-IG with PAIR's defaults, GradCAM at
-mixed10, XRAI at its defaults), 100 evaluation images for randomization and repeatability, every
-test positive for utility, every named block for cascading and independent randomization.
-Start from ImageNet weights with --config.train.init_from=<inception_v3 notop .h5> (the
-DenseNet then needs its own).
+Needs, in ``manual_dir``, the Kaggle files and the study's ``pneumonia_splits.csv``, and Keras's
+ImageNet no-top files in ``~/.keras/models/`` (see ``saljax.models.imagenet_weights``);
+``--config.eval_ids=<file>`` evaluates the study's own 100 images. Adam at 7e-5; the study's
+method settings (IG 10 steps from -1, SmoothGrad / SmoothGrad-IG with PAIR's defaults, GradCAM
+at mixed10 resized as TF1 did, XRAI at its defaults).
 """
-from saljax.protocol import default_config
+from saljax.protocol import default_config, paper
 
 
 def get_config():
-    c = default_config()
+    c = paper(default_config())
     c.dataset = "rsna_pneumonia"
+    c.classes = "opacity_vs_normal"
+    c.splits_csv = "pneumonia_splits.csv"
+    c.box_raster = "corners"
     c.size = 320
     c.train.update(dict(learning_rate=7e-5, batch_size=32, epochs=10, augment=True,
                         dtype="bfloat16", checkpoint_every=500))

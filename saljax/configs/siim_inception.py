@@ -1,6 +1,8 @@
-"""The study's full protocol on SIIM-ACR Pneumothorax at 320 x 320 (segmentation masks).
+"""The study's protocol on SIIM-ACR Pneumothorax at 320 x 320 (segmentation masks), step for
+step (docs/PROTOCOL.md).
 
-    saljax data build siim_pneumothorax --manual-dir ~/kaggle/siim --data-dir ~/tfds --size 320
+    saljax data build siim_pneumothorax --manual-dir ~/kaggle/siim --data-dir ~/tfds --size 320 \\
+        --splits-csv pneumothorax_splits.csv
     saljax study --config siim_inception --workdir runs/siim \\
         --config.data_path=~/tfds/siim_pneumothorax/<config>/1.0.0
 
@@ -12,5 +14,8 @@ from saljax.configs import rsna_inception
 def get_config():
     c = rsna_inception.get_config()
     c.dataset = "siim_pneumothorax"
+    c.classes = "all"
+    c.splits_csv = "pneumothorax_splits.csv"
+    c.box_raster = "centres"
     c.train.class_weighting = True
     return c

@@ -45,6 +45,24 @@ def boxes_mask(boxes_xyxy: np.ndarray, size: int) -> np.ndarray:
     return mask.astype(np.uint8)
 
 
+def boxes_mask_corners(boxes_xywh: np.ndarray, original: tuple[int, int],
+                       size: int) -> np.ndarray:
+    """uint8 [size, size] as the study rasterized RSNA boxes: each corner of (x, y, width,
+    height) in original pixels scaled as ``int(size * c / (side - 1))`` (``int(320 * c / 1023)``
+    for 1024-px images at 320), the box filled inclusively,
+    ``[y_min:y_max + 1, x_min:x_max + 1]``."""
+    h, w = original
+    mask = np.zeros((size, size), np.uint8)
+    for x, y, bw, bh in np.asarray(boxes_xywh, np.float64).reshape(-1, 4):
+        x0, x1 = int(size * x / (w - 1)), int(size * (x + bw) / (w - 1))
+        y0, y1 = int(size * y / (h - 1)), int(size * (y + bh) / (h - 1))
+        mask[y0:y1 + 1, x0:x1 + 1] = 1
+    return mask
+
+
+BOX_RASTERS = ("centres", "corners")   # boxes_mask (pixel centres) / boxes_mask_corners
+
+
 def check_box(box, shape, where: str) -> None:
     x, y, bw, bh = box
     h, w = shape
@@ -63,7 +81,9 @@ def split_of(key: str, seed: int, fractions=(0.8, 0.1, 0.1)) -> str:
 
 
 def read_splits_csv(path: str) -> dict[str, str]:
-    """The study's published splits, rows ``,Image_ID,Split`` (an index column first)."""
+    """The study's published splits, rows ``,Image_ID,Split`` (an index column first): image id
+    -> split. Ids are taken as published: RSNA's ``<patientId>.png`` (the study's converted PNGs)
+    names patient ``<patientId>``; SIIM's are bare SOP instance UIDs."""
     if not os.path.exists(path):
         raise DataError(f"{path}: no such splits file")
     out = {}
@@ -78,7 +98,10 @@ def read_splits_csv(path: str) -> dict[str, str]:
             split = {"validation": "val", "valid": "val"}.get(split, split)
             if split not in SPLITS:
                 raise DataError(f"{path}, row {row_no}: unknown split {row[i_split]!r}")
-            out[row[i_id].strip()] = split
+            image_id = row[i_id].strip()
+            if image_id.lower().endswith((".png", ".dcm")):
+                image_id = image_id[:-4]
+            out[image_id] = split
     return out
 
 
@@ -106,13 +129,23 @@ def features(size: int, with_boxes: bool) -> tfds.features.FeaturesDict:
 
 @dataclasses.dataclass
 class SizedConfig(tfds.core.BuilderConfig):
-    """Output size and how examples are split (by a seeded hash of the patient/image id, or the
-    study's splits CSV)."""
+    """Output size, how examples are split (by a seeded hash of the patient/image id, or the
+    study's splits CSV), which classes are kept (RSNA: ``all``, or the study's
+    ``opacity_vs_normal``) and how boxes become masks (``centres`` or the study's ``corners``)."""
     size: int = 320
     split_seed: int = 0
     splits_csv: str | None = None
+    classes: str = "all"
+    box_raster: str = "centres"
 
 
-def sized_config(size: int = 320, split_seed: int = 0, splits_csv: str | None = None):
-    name = config_name(size, split_seed=split_seed or None, splits_csv=splits_csv)
-    return SizedConfig(name=name, size=size, split_seed=split_seed, splits_csv=splits_csv)
+def sized_config(size: int = 320, split_seed: int = 0, splits_csv: str | None = None,
+                 classes: str = "all", box_raster: str = "centres"):
+    if box_raster not in BOX_RASTERS:
+        raise ValueError(f"box_raster must be one of {', '.join(BOX_RASTERS)}, got "
+                         f"{box_raster!r}")
+    name = config_name(size, split_seed=split_seed or None, splits_csv=splits_csv,
+                       classes=None if classes == "all" else classes,
+                       box_raster=None if box_raster == "centres" else box_raster)
+    return SizedConfig(name=name, size=size, split_seed=split_seed, splits_csv=splits_csv,
+                       classes=classes, box_raster=box_raster)

@@ -87,7 +87,9 @@ class FolderCxr(tfds.core.GeneratorBasedBuilder):
                     common.check_box(box, image.shape, f"{where} ({path})")
                     raw.append(box)
                 boxes = common.scale_boxes(np.asarray(raw), image.shape, size)
-                mask = common.boxes_mask(boxes, size)
+                mask = (common.boxes_mask(boxes, size)
+                        if self.builder_config.box_raster == "centres"
+                        else common.boxes_mask_corners(np.asarray(raw), image.shape, size))
             elif (row.get("mask_path") or "").strip():
                 mpath = os.path.join(manual, row["mask_path"].strip())
                 if not os.path.exists(mpath):

@@ -4,8 +4,8 @@ Manual download layout (``manual_dir``)::
 
     stage_2_train_images/<patientId>.dcm     1024 x 1024 MONOCHROME2, JPEG baseline or raw
     stage_2_train_labels.csv                 patientId,x,y,width,height,Target (a row per box)
-    stage_2_detailed_class_info.csv          patientId,class
-    splits.csv (optional)                    the study's ,Image_ID,Split rows
+    stage_2_detailed_class_info.csv          patientId,class (for classes="opacity_vs_normal")
+    pneumonia_splits.csv (optional)          the study's published ,Image_ID,Split rows
 """
 from __future__ import annotations
 
@@ -52,6 +52,47 @@ def read_labels(manual_dir: str) -> dict:
     return out
 
 
+CLASS_SETS = {"all": None, "opacity_vs_normal": ("Lung Opacity", "Normal")}
+
+
+def read_classes(manual_dir: str) -> dict:
+    """patientId -> its class in the detailed class info CSV ("Lung Opacity", "Normal" or
+    "No Lung Opacity / Not Normal")."""
+    path = os.path.join(manual_dir, CLASS_INFO)
+    if not os.path.exists(path):
+        raise DataError(f"{path}: missing (the Kaggle RSNA class info file, needed to keep the "
+                        "study's classes)")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if not {"patientId", "class"} <= set(reader.fieldnames or ()):
+            raise DataError(f"{path}: expected columns patientId, class, got "
+                            f"{reader.fieldnames}")
+        return {row["patientId"].strip(): row["class"].strip() for row in reader}
+
+
+def select_classes(labels: dict, manual_dir: str, classes: str) -> dict:
+    """``labels`` of the patients whose class is kept: every patient (``all``; the third class
+    becomes negatives), or the study's ``opacity_vs_normal``: Lung Opacity (positives) and Normal
+    (negatives) only."""
+    if classes not in CLASS_SETS:
+        raise ValueError(f"classes must be one of {', '.join(CLASS_SETS)}, got {classes!r}")
+    if CLASS_SETS[classes] is None:
+        return labels
+    kept = CLASS_SETS[classes]
+    of = read_classes(manual_dir)
+    out = collections.OrderedDict()
+    for pid, (label, boxes) in labels.items():
+        if pid not in of:
+            raise DataError(f"{os.path.join(manual_dir, CLASS_INFO)}: no class for patient {pid}")
+        if of[pid] not in kept:
+            continue
+        if (of[pid] == "Lung Opacity") != (label == 1):
+            raise DataError(f"{os.path.join(manual_dir, CLASS_INFO)}: patient {pid} is "
+                            f"{of[pid]!r} but has Target {label} in {LABELS}")
+        out[pid] = (label, boxes)
+    return out
+
+
 class RsnaPneumonia(tfds.core.GeneratorBasedBuilder):
     """RSNA pneumonia: image, label (lung opacity), boxes and box mask at the configured size."""
 
@@ -66,8 +107,8 @@ class RsnaPneumonia(tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager):
         manual = str(dl_manager.manual_dir)
-        labels = read_labels(manual)
         cfg = self.builder_config
+        labels = select_classes(read_labels(manual), manual, cfg.classes)
         fixed = (common.read_splits_csv(os.path.join(manual, cfg.splits_csv))
                  if cfg.splits_csv else None)
         by_split = {s: [] for s in common.SPLITS}
@@ -91,6 +132,9 @@ class RsnaPneumonia(tfds.core.GeneratorBasedBuilder):
             for x, y, w, h, row in boxes:
                 common.check_box((x, y, w, h), image.shape,
                                  f"{os.path.join(manual, LABELS)}, row {row} ({path})")
-            xyxy = common.scale_boxes(np.asarray([b[:4] for b in boxes]), image.shape, size)
+            raw = np.asarray([b[:4] for b in boxes])
+            xyxy = common.scale_boxes(raw, image.shape, size)
+            mask = (common.boxes_mask(xyxy, size) if self.builder_config.box_raster == "centres"
+                    else common.boxes_mask_corners(raw, image.shape, size))
             yield pid, {"id": pid, "image": common.resize_image(image, size), "label": label,
-                        "mask": common.boxes_mask(xyxy, size), "boxes": xyxy}
+                        "mask": mask, "boxes": xyxy}

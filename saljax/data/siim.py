@@ -5,7 +5,7 @@ Manual download layout (``manual_dir``)::
     dicom-images-train/<study>/<series>/<ImageId>.dcm
     train-rle.csv                 ImageId, EncodedPixels (leading space; -1: no pneumothorax;
                                   several rows per image are OR-ed)
-    splits.csv (optional)         the study's ,Image_ID,Split rows
+    pneumothorax_splits.csv (optional)   the study's published ,Image_ID,Split rows
 """
 from __future__ import annotations
 

@@ -111,6 +111,11 @@ class DenseNet(nn.Module):
         return {v: k for k, v in BLOCKS.items()}.get(tuple(self.blocks), "densenet")
 
     @property
+    def keras_imagenet_notop(self):
+        """Keras's file name for the ImageNet weights without the classifier."""
+        return f"{self.name_in_registry}_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
+    @property
     def keras_application(self):
         """``DenseNet121`` etc. (None for a block layout Keras does not build)."""
         name = self.name_in_registry

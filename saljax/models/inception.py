@@ -154,6 +154,7 @@ class InceptionV3(nn.Module):
     min_size = MIN_SIZE
     default_cam_block = "mixed10"
     keras_application = "InceptionV3"
+    keras_imagenet_notop = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
     keras_explicit_names = False       # Keras names its layers conv2d_<k>, batch_normalization_<k>
     bn_folds = {"conv": ("bn", EPS)}   # conv -> the BatchNorm after it, its epsilon
 

@@ -25,6 +25,7 @@ mis-shaped layer, is an error naming the layer.
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -41,7 +42,7 @@ from saljax.models.registry import create
 KIND_NAME = {"conv": "Conv2D", "bn": "BatchNormalization", "dense": "Dense"}
 AUTO_PREFIX = {"conv": "conv2d", "bn": "batch_normalization", "dense": "dense"}
 
-__all__ = ["from_keras", "flax_slots", "KerasImportError"]
+__all__ = ["from_keras", "flax_slots", "imagenet_weights", "KerasImportError"]
 
 
 @dataclass
@@ -159,6 +160,32 @@ def _assign(slot: FlaxSlot, layer: KerasLayer, arch) -> dict:
             raise KerasImportError(f"{where}: {leaf} holds NaN or infinite values")
         out[leaf] = jnp.asarray(w, jnp.float32)
     return out
+
+
+def keras_cache() -> str:
+    """Where Keras caches downloaded files: ``$KERAS_HOME``, else ``~/.keras``."""
+    return os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+
+
+def imagenet_weights(name: str, width: float = 1.0) -> str:
+    """The ImageNet weights (no classifier) of architecture ``name`` where Keras caches them,
+    ``<keras cache>/models/<Keras's file name>``; nothing is downloaded. A clear error names the
+    file and where to put it when it is missing."""
+    model = create(name)
+    if width != 1.0:
+        raise ValueError(f"ImageNet weights exist for the published {name} only (width 1.0), "
+                         f"not width {width:g}")
+    fname = getattr(model, "keras_imagenet_notop", None)
+    if fname is None:
+        raise ValueError(f"{name} has no Keras ImageNet weights")
+    path = os.path.join(keras_cache(), "models", fname)
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"ImageNet weights for {name}: no file {path}. saljax downloads nothing: on a machine "
+            f"with network, keras.applications.{model.keras_application}(weights='imagenet', "
+            f"include_top=False) saves it there; copy it to {path} (or set KERAS_HOME), or give "
+            "the file's path as train.init_from")
+    return path
 
 
 def from_keras(name: str, source, *, num_classes: int = 2, key=None) -> dict:

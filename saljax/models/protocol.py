@@ -21,8 +21,9 @@ class Classifier(Protocol):
     * ``name_in_registry``: its name for :func:`saljax.models.create` and checkpoints;
     * ``act``: every ReLU, replaced by :func:`saljax.models.with_activation` (Guided Backprop);
     * for Keras import: ``keras_application``, the ``keras.applications`` constructor of the
-      same network (e.g. ``"InceptionV3"``), and ``keras_explicit_names``, whether Keras names
-      its layers itself (DenseNet's ``conv2_block1_1_conv``) rather than by creation counter;
+      same network (e.g. ``"InceptionV3"``), ``keras_explicit_names``, whether Keras names its
+      layers itself (DenseNet's ``conv2_block1_1_conv``) rather than by creation counter, and
+      ``keras_imagenet_notop``, the file Keras caches its ImageNet weights (no classifier) in;
     * for BatchNorm folding: ``fold_bn`` and ``bn_folds`` ({conv name: (BatchNorm name, eps)}).
     """
     num_classes: int

@@ -12,7 +12,7 @@ from saljax.saliency.augment import smoothgrad_noise
 from saljax.saliency.explainer import Explainer, make, make_many
 from saljax.saliency.guided import guided_relu
 from saljax.saliency.methods import METHODS
-from saljax.saliency.visualize import diverging, grayscale
+from saljax.saliency.visualize import diverging, grayscale, minmax
 from saljax.saliency.xrai import segments as xrai_segments
 
 DEFAULTS = {name: m.defaults for name, m in METHODS.items()}
@@ -20,4 +20,5 @@ STOCHASTIC = frozenset(name for name, m in METHODS.items() if m.stochastic)
 SPATIAL = frozenset(name for name, m in METHODS.items() if m.spatial)   # maps [B, H, W]
 
 __all__ = ["make", "make_many", "METHODS", "DEFAULTS", "SPATIAL", "STOCHASTIC", "Explainer",
-           "grayscale", "diverging", "guided_relu", "smoothgrad_noise", "xrai", "xrai_segments"]
+           "grayscale", "diverging", "minmax", "guided_relu", "smoothgrad_noise", "xrai",
+           "xrai_segments"]

@@ -50,6 +50,16 @@ def _block(name, value, model):
     return value
 
 
+def one_of(default, *choices) -> Param:
+    """One of ``choices`` (the default first)."""
+    def check(name, value, model):
+        if value not in (default,) + choices:
+            raise ValueError(f"{name} must be one of {', '.join(map(repr, (default,) + choices))}"
+                             f", got {value!r}")
+        return value
+    return Param(default, check)
+
+
 def count(default: int) -> Param:
     """A positive integer (samples, steps, pixels)."""
     return Param(default, _positive_int)
@@ -92,6 +102,7 @@ class Method:
     plan: Callable[[dict], Hashable] | None = None     # hparams -> augmentation (multi-pass)
     own_passes: Callable[[dict, tuple], int] | None = None   # forward-only passes per image
     check_images: Callable[[dict, tuple], None] | None = None  # (hparams, images shape)
+    visualized: Callable[[dict], bool] | None = None   # hparams -> maps already in [0, 1]
     stochastic: bool = False                           # draws noise: needs a key
     spatial: bool = False                              # maps [B, H, W]
     needs_segments: bool = False                       # XRAI's segments

@@ -27,3 +27,12 @@ def diverging(maps, percentile: float = 99.0):
     span = jnp.abs(_per_image_percentile(m, percentile))
     scaled = (m + span) / jnp.where(span > 0, 2 * span, 1.0)
     return jnp.where(span > 0, jnp.clip(scaled, -1, 1), 0.0)
+
+
+def minmax(maps):
+    """Each map [B, H, W] scaled to [0, 1] by its own minimum and maximum (a constant map becomes
+    zeros). float32."""
+    m = maps.astype(jnp.float32)
+    lo = jnp.min(m, axis=(1, 2), keepdims=True)
+    span = jnp.max(m, axis=(1, 2), keepdims=True) - lo
+    return jnp.where(span > 0, (m - lo) / jnp.where(span > 0, span, 1.0), 0.0)

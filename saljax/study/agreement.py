@@ -17,10 +17,22 @@ from saljax import metrics
 from saljax.study import statistics
 
 
-def model_pairs(classifiers) -> dict:
+def model_pairs(classifiers, which: str = "all") -> dict:
     """``{"repeatability": [(a, b)], "reproducibility": [(a, b)]}`` of model ids: same
-    architecture (different seeds) and different architectures."""
+    architecture (different seeds) and different architectures. ``which="all"``: every pair;
+    ``"first"`` (the study's): each architecture's replicates 1 and 2, and each other
+    architecture's first model with the first architecture's."""
+    if which not in ("all", "first"):
+        raise ValueError(f"agreement_pairs must be 'all' or 'first', got {which!r}")
     out = {"repeatability": [], "reproducibility": []}
+    if which == "first":
+        by_arch = {}
+        for m in classifiers:
+            by_arch.setdefault(m.arch, []).append(m.id)
+        first, *others = by_arch.values()
+        out["repeatability"] = [(ids[0], ids[1]) for ids in by_arch.values() if len(ids) > 1]
+        out["reproducibility"] = [(first[0], ids[0]) for ids in others]
+        return out
     for a, b in itertools.combinations(classifiers, 2):
         kind = "repeatability" if a.arch == b.arch else "reproducibility"
         out[kind].append((a.id, b.id))
@@ -64,11 +76,12 @@ class AgreementResults:
 
 
 def evaluate(store, classifiers, methods, n_eval: int, ids, segmenter_maps,
-             ssim_kwargs: dict) -> AgreementResults:
-    """SSIM of the first ``n_eval`` images' trained maps between every pair of classifiers
-    (same architecture: repeatability; different: reproducibility) and of U-Nets."""
+             ssim_kwargs: dict, which: str = "all") -> AgreementResults:
+    """SSIM of the first ``n_eval`` images' trained maps between pairs of classifiers (same
+    architecture: repeatability; different: reproducibility; ``which``: see
+    :func:`model_pairs`) and of U-Nets."""
     pairs = {}
-    for kind, plist in model_pairs(classifiers).items():
+    for kind, plist in model_pairs(classifiers, which).items():
         for a, b in plist:
             for method in methods:
                 pairs[(kind, method, a, b)] = pair_ssim(store.gray(a, "trained", method, n_eval),

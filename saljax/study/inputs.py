@@ -1,13 +1,17 @@
 """Stage 1, inputs: the dataset (built once), the study's evaluation images and their masks.
 
-The study's images are the test split's positives with a lesion (stored order); the first
-``eval_images`` of them serve randomization and agreement, all (or ``utility_images``) the
-utility criterion. Map units take them ``chunk`` at a time.
+The study's images are the test split's positives with a lesion, in the order of the study's
+draw (Python's ``random.seed(eval_seed)``, ``random.shuffle`` of their indices in stored order)
+or with the ids of ``eval_ids`` first; the first ``eval_images`` serve randomization and
+agreement, all (or the first ``utility_images``) the utility criterion. Map units take them
+``chunk`` at a time.
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
 import os
+import random
 
 import numpy as np
 
@@ -58,12 +62,55 @@ def build_data(config, workdir: str) -> str:
         return sd.build("synthetic_cxr", data_dir, size=config.size, seed=s.seed,
                         counts=tuple(tuple(c) for c in s.counts), **options)
     return sd.build(config.dataset, data_dir, manual_dir=config.manual_dir, size=config.size,
-                    splits_csv=config.splits_csv or None)
+                    splits_csv=config.splits_csv or None, classes=config.classes,
+                    box_raster=config.box_raster)
 
 
-def study_images(splits, limit: int) -> StudyImages:
-    """The test split's positives with a non-empty mask, in stored order (the first ``limit``
-    when ``limit`` > 0)."""
+def draw(n: int, seed: int) -> list:
+    """The study's draw of ``n`` indices: ``random.seed(seed); random.shuffle(range(n))``
+    (stored order for a negative seed)."""
+    order = list(range(n))
+    if seed >= 0:
+        random.Random(seed).shuffle(order)
+    return order
+
+
+def read_ids(path: str) -> list:
+    """Image ids from a CSV with an ``Image_ID`` or ``id`` column, or a text file of one id per
+    line; a ``.png`` / ``.dcm`` suffix (the study's RSNA ids) is dropped."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"eval_ids: no file {path}")
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        lines = [line.strip() for line in f if line.strip()]
+    if lines and ("," in lines[0] or lines[0] in ("Image_ID", "id")):
+        rows = list(csv.DictReader(lines))
+        column = next((c for c in ("Image_ID", "id") if c in (rows[0] if rows else {})), None)
+        if column is None:
+            raise ValueError(f"eval_ids: {path} has no Image_ID or id column")
+        lines = [r[column].strip() for r in rows]
+    return [i[:-4] if i.lower().endswith((".png", ".dcm")) else i for i in lines]
+
+
+def order(ids, config) -> list:
+    """Indices of ``ids`` (the test positives, stored order) in the study's order: the ids of
+    ``config.eval_ids`` first (in their order), then the others in the seeded draw's order."""
+    drawn = draw(len(ids), config.eval_seed)
+    if not config.eval_ids:
+        return drawn
+    wanted = read_ids(config.eval_ids)
+    where = {i: k for k, i in enumerate(ids)}
+    missing = [i for i in wanted if i not in where]
+    if missing:
+        raise ValueError(f"eval_ids: {len(missing)} of {len(wanted)} ids are not test positives "
+                         f"with a lesion: {', '.join(missing[:5])}")
+    ranked = [where[i] for i in wanted]
+    chosen = set(ranked)
+    return ranked + [k for k in drawn if k not in chosen]
+
+
+def study_images(splits, config) -> StudyImages:
+    """The test split's positives with a non-empty mask, in the study's order (:func:`order`),
+    the first ``utility_images`` when that is > 0."""
     batches = sd.evaluation_batches(splits["test"], 64)
     ids, pixels, masks = [], [], []
     for i in range(len(batches)):
@@ -73,8 +120,10 @@ def study_images(splits, limit: int) -> StudyImages:
         pixels.append(b["image"][keep])
         masks.append(b["mask"][keep].astype(bool))
     pixels, masks = np.concatenate(pixels), np.concatenate(masks)
-    if limit > 0:
-        ids, pixels, masks = ids[:limit], pixels[:limit], masks[:limit]
+    idx = order(ids, config)
+    if config.utility_images > 0:
+        idx = idx[:config.utility_images]
+    ids, pixels, masks = [ids[k] for k in idx], pixels[idx], masks[idx]
     if len(ids) < 2:
         raise ValueError(f"the test split has {len(ids)} positive images with a lesion mask; "
                          "the study needs at least 2")
@@ -84,4 +133,4 @@ def study_images(splits, limit: int) -> StudyImages:
 def prepare(config, data_path: str) -> Inputs:
     """The inputs of a study over the dataset built at ``data_path``."""
     splits = sd.open_splits(data_path)
-    return Inputs(data_path, splits, study_images(splits, config.utility_images))
+    return Inputs(data_path, splits, study_images(splits, config))

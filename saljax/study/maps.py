@@ -1,5 +1,5 @@
 """Stage 3, maps: the saliency maps of every model, randomization setting and method, as
-resumable units.
+resumable units (each computed by a model's :class:`~saljax.study.mapmaker.MapMaker`).
 
 A unit is (model, setting, method group, chunk of images): one jitted call of the group's
 methods on the setting's variables, written to ``maps/<model>/<setting>/<method>/chunk<NNN>.npz``
@@ -24,16 +24,13 @@ import dataclasses
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import saljax.models as sm
-import saljax.saliency as ss
-from saljax import files, randomize
-from saljax.data import to_model_input
+from saljax import files
 from saljax.models import checkpoint as model_checkpoint
-from saljax.parallel import batch_sharding, replicated
 from saljax.protocol import method_hparams
+from saljax.study.mapmaker import MapMaker, method_groups
 from saljax.study.runner import run_units
 from saljax.training import segmenter
 
@@ -47,12 +44,16 @@ class Setting:
 
 
 def settings(n_blocks: int, cascading_levels, independent_blocks, n_eval: int,
-             n_utility: int) -> list[Setting]:
-    """The trained model and every randomization level the config asks for. The trained model
-    and the fully randomized one (cascading level ``n_blocks``) are computed for the utility
-    images too; the other levels for the evaluation images only."""
-    levels = sorted(set(cascading_levels or range(1, n_blocks + 1)) | {n_blocks})
-    blocks = sorted(set(range(n_blocks) if independent_blocks is None else independent_blocks))
+             n_utility: int, fully_randomized: bool = True) -> list[Setting]:
+    """The trained model and every randomization level the config asks for, with the fully
+    randomized level (``n_blocks``) added when ``fully_randomized``. The trained model and the
+    deepest level are computed for the utility images too; the other levels for the evaluation
+    images only."""
+    levels = sorted(set(cascading_levels) | ({n_blocks} if fully_randomized else set()))
+    if not levels:
+        raise ValueError("no cascading randomization level: set cascading_levels or "
+                         "fully_randomized_level")
+    blocks = sorted(set(independent_blocks))
     for v in levels:
         if not 1 <= v <= n_blocks:
             raise ValueError(f"cascading level {v} outside 1..{n_blocks}")
@@ -60,7 +61,7 @@ def settings(n_blocks: int, cascading_levels, independent_blocks, n_eval: int,
         if not 0 <= v < n_blocks:
             raise ValueError(f"independent block {v} outside 0..{n_blocks - 1}")
     out = [Setting("trained", "trained", 0, n_utility)]
-    out += [Setting(f"cascading_{v:02d}", "cascading", v, n_utility if v == n_blocks else n_eval)
+    out += [Setting(f"cascading_{v:02d}", "cascading", v, n_utility if v == levels[-1] else n_eval)
             for v in levels]
     out += [Setting(f"independent_{v:02d}", "independent", v, n_eval) for v in blocks]
     return out
@@ -103,37 +104,27 @@ def segmenter_maps(paths, pixels) -> list:
     return out
 
 
-def method_groups(methods: dict) -> list[tuple]:
-    """The labels of ``methods`` ({label: hparams}) in their units: single-pass, multi-pass."""
-    single = tuple(l for l, hp in methods.items()
-                   if not ss.METHODS[hp.get("method", l)].multi_pass)
-    multi = tuple(l for l in methods if l not in single)
-    return [g for g in (single, multi) if g]
-
-
-def group_max_batch(group: tuple, methods: dict, default: int, per_method: dict) -> int:
-    """Model inputs per chunk for a unit of ``group``'s methods: the smallest of their entries in
-    ``per_method`` (keyed by label or method name, e.g. from ``saljax bench``'s max_batch.json),
-    ``default`` for methods without one."""
-    sizes = [per_method.get(l, per_method.get(methods[l].get("method", l), default))
-             for l in group]
-    return int(min(sizes))
-
-
-def spread(n: int, k: int, start: int) -> list[int] | None:
+def spread(n: int, k: int, start: int) -> list[int]:
     """``k`` integers evenly spread over start..start+n-1 (all when k < 0)."""
     if k < 0:
-        return None
+        return list(range(start, start + n))
     if k == 0:
         return []
     return sorted({int(round(v)) for v in np.linspace(start, start + n - 1, min(k, n))})
 
 
-def full_protocol(config, arch: str, classifiers) -> bool:
-    """Whether ``arch``'s models get utility and the randomization sweep (the first
-    architecture, or all with ``randomize_every_architecture``), or only their trained maps of
-    the evaluation images, for reproducibility."""
-    return arch == classifiers[0].arch or bool(config.randomize_every_architecture)
+def cascade_depth(block_names, through: str) -> int:
+    """How many blocks the deepest cascading level re-draws: down to ``through`` (the study:
+    ``mixed1``), or every block when it is empty or not a block of this architecture."""
+    return block_names.index(through) + 1 if through in block_names else len(block_names)
+
+
+def full_protocol(config, model, classifiers) -> bool:
+    """Whether ``model`` gets utility and the randomization sweep (the first architecture's
+    models, or all with ``randomize_every_architecture``), or only its trained maps of the
+    evaluation images (for reproducibility, or as a permuted-label model)."""
+    return not model.permuted and (model.arch == classifiers[0].arch
+                                   or bool(config.randomize_every_architecture))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,8 +139,9 @@ class Unit:
 
 @dataclasses.dataclass
 class MapPlan:
-    """Every model's settings and every unit's files; ``mine``: this process's units by
-    architecture, ``{arch: [(model index, classifier, {method: hparams}, [Unit])]}``."""
+    """Every model's settings and every unit's files; ``mine``: this process's units by model
+    family (architecture), ``{family: [(model index, classifier, {method: hparams},
+    [Unit])]}``."""
     settings: dict
     paths: list
     mine: dict
@@ -161,10 +153,13 @@ def schedule(config, classifiers, n_images: int, workdir: str, share=(0, 1)) -> 
     n_util, n_eval = n_images, min(config.eval_images, n_images)
     out, all_paths, k, mine = {}, [], 0, {}
     for mi, m in enumerate(classifiers):
-        n_blocks = len(sm.block_names(sm.create(m.arch)))
-        if full_protocol(config, m.arch, classifiers):
-            sets = settings(n_blocks, spread(n_blocks, config.cascading_levels, 1),
-                            spread(n_blocks, config.independent_blocks, 0), n_eval, n_util)
+        names = sm.block_names(sm.create(m.arch))
+        n_blocks = len(names)
+        if full_protocol(config, m, classifiers):
+            depth = cascade_depth(names, config.cascading_through)
+            sets = settings(n_blocks, spread(depth, config.cascading_levels, 1),
+                            spread(n_blocks, config.independent_blocks, 0), n_eval, n_util,
+                            config.fully_randomized_level)
         else:
             sets = [Setting("trained", "trained", 0, n_eval)]
         out[m.id] = sets
@@ -178,93 +173,28 @@ def schedule(config, classifiers, n_images: int, workdir: str, share=(0, 1)) -> 
                     k += 1
                     if (k - 1) % share[1] == share[0]:
                         units.append(Unit(st, group, c, paths))
-        mine.setdefault(m.arch, []).append((mi, m, methods, units))
+        mine.setdefault(m.family, []).append((mi, m, methods, units))
     return MapPlan(out, all_paths, mine)
 
 
-def compute(plan: MapPlan, arch: str, config, chunks, segments, *, mesh=None,
+def compute(plan: MapPlan, family: str, config, chunks, segments, *, mesh=None,
             progress: bool = True) -> None:
-    """This process's missing units of ``arch``'s models, model by model (each loaded when its
+    """This process's missing units of a family's models, model by model (each loaded when its
     units start). ``chunks``: the study images' pixels padded to whole chunks; ``segments``: a
     :class:`saljax.saliency.segment_worker.SegmentsProcess` or None (no XRAI)."""
     size, base = config.chunk, jax.random.key(config.seed)
-    for mi, m, methods, units in plan.mine.get(arch, []):
+    for mi, m, methods, units in plan.mine.get(family, []):
         if all(os.path.exists(p) for u in units for p in u.paths.values()):
             continue
         model, variables, _ = model_checkpoint.load(m.path)
         maker = MapMaker(model, variables, methods, key=jax.random.fold_in(base, mi),
                          max_batch=config.max_batch, randomization=config.randomization,
                          target=config.target, mesh=mesh,
-                         max_batch_per_method=dict(config.max_batch_per_method))
+                         max_batch_per_method=dict(config.max_batch_per_method),
+                         normalization=config.normalization, noise=config.noise)
 
         def unit(u, maker=maker):
             seg = segments.result()[u.chunk] if maker.needs_segments(u.group) else None
             return maker.unit(u.setting, u.group, u.chunk,
                               chunks[u.chunk * size:(u.chunk + 1) * size], seg)
         run_units([(u.paths, lambda u=u: unit(u)) for u in units], f"maps {m.id}", progress)
-
-
-class MapMaker:
-    """Computes map units for one model: caches randomized variables and compiled methods."""
-
-    def __init__(self, model, variables, methods: dict, *, key, max_batch: int,
-                 randomization: dict, target: int, mesh=None, max_batch_per_method=None):
-        self.model, self.variables = model, variables
-        self.methods = methods                       # label -> hparams (with "method")
-        self.rand_key, self.noise_key = jax.random.split(key)
-        self.randomization = dict(randomization)
-        self.target = target
-        self.mesh = mesh
-        self.groups = method_groups(methods)
-        self._explain = {g: ss.make_many(
-            {l: methods[l] for l in g}, model, mesh=mesh,
-            max_batch=group_max_batch(g, methods, max_batch, max_batch_per_method or {}))
-            for g in self.groups}
-        self._jitted = {g: jax.jit(self._gray_signed(e)) for g, e in self._explain.items()}
-        self._span = jax.jit(lambda v, k, start, stop: randomize.span(
-            model, v, k, start, stop, **self.randomization))
-        self._setting_cache = (None, None)
-
-    @staticmethod
-    def _gray_signed(explain):
-        def run(variables, images, targets, key, segments):
-            out = {}
-            for label, maps in explain.pure(variables, images, targets, key, segments).items():
-                signed = jnp.sum(maps, -1) if maps.ndim == 4 else maps
-                out[label] = {"gray": ss.grayscale(maps), "signed": signed}
-            return out
-        return run
-
-    def needs_segments(self, group: tuple) -> bool:
-        return self._explain[group].needs_segments
-
-    def variables_for(self, setting: Setting):
-        if self._setting_cache[0] == setting.name:
-            return self._setting_cache[1]
-        if setting.kind == "trained":
-            v = self.variables
-        elif setting.kind == "cascading":     # the top ``level`` blocks
-            v = self._span(self.variables, self.rand_key, 0, setting.level)
-        else:                                  # block ``level`` alone
-            v = self._span(self.variables, self.rand_key, setting.level, setting.level + 1)
-        self._setting_cache = (setting.name, v)
-        return v
-
-    def unit(self, setting: Setting, group: tuple, chunk: int, images_u8, segments) -> dict:
-        """``{label: {"gray", "signed"}}`` for the methods of ``group`` on one chunk of images
-        (uint8 [n, H, W, 1], padded to the chunk size)."""
-        x = to_model_input(images_u8)
-        n = x.shape[0]
-        targets = None if self.target < 0 else jnp.full((n,), self.target, jnp.int32)
-        key = jax.random.fold_in(self.noise_key, chunk)
-        variables = self.variables_for(setting)
-        segments = segments if self._explain[group].needs_segments else None
-        if self.mesh is not None and n % self.mesh.devices.size == 0:
-            # the chunk's images split over this process's devices (data parallel)
-            split = lambda a: jax.device_put(a, batch_sharding(self.mesh))
-            x = split(x)
-            targets = None if targets is None else split(targets)
-            segments = None if segments is None else type(segments)(*map(split, segments))
-            variables = jax.device_put(variables, replicated(self.mesh))
-        out = self._jitted[group](variables, x, targets, key, segments)
-        return jax.tree.map(np.asarray, out)

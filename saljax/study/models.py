@@ -18,12 +18,20 @@ from saljax.training import classifier, segmenter
 
 @dataclasses.dataclass(frozen=True)
 class TrainedClassifier:
-    """One replicate classifier: ``id`` ``<arch>_seed<seed>``, its model directory and its
+    """One replicate classifier: ``id`` ``<arch>_seed<seed>`` (``<arch>_permuted_seed<seed>``
+    when trained on permuted labels, for the MIDL comparison), its model directory and its
     validation AUC (None until it is trained)."""
     id: str
     arch: str
     path: str
     val_auc: float | None = None
+    permuted: bool = False
+
+    @property
+    def family(self) -> str:
+        """The models trained together: an architecture's replicates, or its permuted-label
+        ones."""
+        return f"{self.arch}_permuted" if self.permuted else self.arch
 
     def with_val_auc(self) -> "TrainedClassifier":
         if self.val_auc is not None:
@@ -41,13 +49,19 @@ class Lineup:
     to_train: dict
     segmenters_missing: bool
 
-    def train(self, arch: str, *, mesh=None, progress: bool = True) -> None:
-        """Train ``arch``'s replicates if they are not trained yet (resuming a killed run)."""
-        if arch not in self.to_train:
+    @property
+    def true_labels(self) -> list:
+        """The classifiers trained on the true labels (every criterion but the MIDL one)."""
+        return [m for m in self.classifiers if not m.permuted]
+
+    def train(self, family: str, *, mesh=None, progress: bool = True) -> None:
+        """Train a family's replicates (see :attr:`TrainedClassifier.family`) if they are not
+        trained yet (resuming a killed run)."""
+        if family not in self.to_train:
             return
-        config, train_dir = self.to_train[arch]
+        config, train_dir = self.to_train[family]
         if progress:
-            tqdm.write(f"training {len(config.seeds)} x {arch} (width {config.width:g})")
+            tqdm.write(f"training {len(config.seeds)} x {family} (width {config.width:g})")
         classifier.train(config, train_dir, progress=progress, mesh=mesh)
 
     def train_segmenters(self, config, splits, workdir: str, *, mesh=None,
@@ -95,16 +109,25 @@ def lineup(config, data_path: str, workdir: str) -> Lineup:
         raise ValueError(f"models lists an architecture twice ({names}): give one entry per "
                          "architecture with all its seeds")
     classifiers, to_train = [], {}
-    for spec in config.models:
+    families = [(spec, False) for spec in config.models]
+    if config.permuted_label_seeds:   # the MIDL comparison: the first architecture again
+        families.append(({**dict(config.models[0]), "seeds": config.permuted_label_seeds,
+                          "paths": None}, True))
+    for spec, permuted in families:
         if spec.get("paths"):
             classifiers += _loaded(spec)
             continue
         name = spec["name"]
-        train_dir = os.path.join(workdir, "train", name)
+        family = f"{name}_permuted" if permuted else name
+        train_dir = os.path.join(workdir, "train", family)
         dirs = [os.path.join(train_dir, "models", f"{name}_seed{s}") for s in spec["seeds"]]
         if not all(os.path.exists(os.path.join(p, "model.json")) for p in dirs):
-            to_train[name] = (_train_config(config, spec, data_path), train_dir)
-        classifiers += [TrainedClassifier(f"{name}_seed{s}", name, p)
+            tc = _train_config(config, spec, data_path)
+            tc.label_randomization = tc.label_randomization or permuted
+            if tc.init_from:
+                classifier.initial_weights(tc)   # a missing file fails before any training
+            to_train[family] = (tc, train_dir)
+        classifiers += [TrainedClassifier(f"{family}_seed{s}", name, p, permuted=permuted)
                         for s, p in zip(spec["seeds"], dirs)]
     ids = [m.id for m in classifiers]
     if len(set(ids)) != len(ids):

@@ -44,14 +44,21 @@ def similarity(gray_a, gray_b, signed_a, signed_b, ssim_kwargs: dict, chunk: int
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-@functools.partial(jax.jit, static_argnames=("n_pairs", "ssim_items"))
-def _pass_line(gray, key, n_pairs, ssim_items):
-    return jnp.nanmean(metrics.random_pair_ssim(gray, key, n_pairs, **dict(ssim_items)))
+@functools.partial(jax.jit, static_argnames="ssim_items")
+def _pair_ssim(a, b, ssim_items):
+    return metrics.ssim(a, b, **dict(ssim_items))
 
 
-def pass_line(gray, key, n_pairs: int, ssim_kwargs: dict) -> float:
-    """Mean SSIM between maps of different images of one model ([N, H, W] maps)."""
-    return float(_pass_line(jnp.asarray(gray), key, n_pairs, tuple(sorted(ssim_kwargs.items()))))
+def pass_line(gray, key, n_pairs: int, ssim_kwargs: dict, per_image: bool = False,
+              chunk: int = 256) -> float:
+    """Mean SSIM between maps of different images of one model ([N, H, W] maps): ``n_pairs``
+    random pairs, or ``n_pairs`` per image (the study's 50), ``chunk`` pairs at a time."""
+    pairs = np.asarray(metrics.random_pairs(key, len(gray), n_pairs, per_image))
+    items = tuple(sorted(ssim_kwargs.items()))
+    values = np.concatenate([
+        np.asarray(_pair_ssim(jnp.asarray(gray[p[:, 0]]), jnp.asarray(gray[p[:, 1]]), items))
+        for p in np.array_split(pairs, max(1, -(-len(pairs) // chunk)))])
+    return float(np.nanmean(values.astype(np.float64)))
 
 
 def verdict(level_ssim_means, line: float) -> str:
@@ -96,10 +103,12 @@ class RandomizationResults:
 
 
 def evaluate(store, classifiers, methods, settings: dict, n_eval: int, ids, ssim_kwargs: dict,
-             random_pairs: int, seed: int, progress: bool = True) -> RandomizationResults:
+             random_pairs: int, seed: int, pairs_per_image: int = 0,
+             progress: bool = True) -> RandomizationResults:
     """Every setting's maps of the first ``n_eval`` images against the trained maps, and the
-    random-pair pass line of each model and method (pairs from ``fold_in(key(seed + 1), k)``,
-    k the model's index among ``classifiers``)."""
+    random-pair pass line of each model and method: ``random_pairs`` pairs, or
+    ``pairs_per_image`` per image when > 0 (from ``fold_in(key(seed + 1), k)``, k the model's
+    index among ``classifiers``)."""
     sims, lines = {}, {}
     for mi, m in enumerate(tqdm(classifiers, desc="randomization", disable=not progress,
                                 mininterval=2.0)):
@@ -108,7 +117,8 @@ def evaluate(store, classifiers, methods, settings: dict, n_eval: int, ids, ssim
             g0 = store.gray(m.id, "trained", method, n_eval)
             s0 = store.signed(m.id, "trained", method, n_eval)
             lines[(method, m.id)] = pass_line(
-                g0, jax.random.fold_in(jax.random.key(seed + 1), mi), random_pairs, ssim_kwargs)
+                g0, jax.random.fold_in(jax.random.key(seed + 1), mi),
+                pairs_per_image or random_pairs, ssim_kwargs, per_image=pairs_per_image > 0)
             sim = similarity(   # every setting's maps against the trained ones, in few calls
                 np.concatenate([store.gray(m.id, st.name, method, n_eval) for st in sets]),
                 np.concatenate([g0] * len(sets)),
@@ -118,11 +128,13 @@ def evaluate(store, classifiers, methods, settings: dict, n_eval: int, ids, ssim
     return RandomizationResults(tuple(ids[:n_eval]), list(classifiers), settings, sims, lines)
 
 
-def summarize(results: RandomizationResults, method: str, models, block_names, boot) -> dict:
+def summarize(results: RandomizationResults, method: str, models, block_names, boot,
+              line_models: str = "all") -> dict:
     """The ``randomization`` entry of ``method`` for ``models`` (the primary architecture's):
     the cascading curve (trained first; mean over images, then over models), its sd across
-    models, Spearman curves, the independent curve, the pass line (mean over models), the
-    verdict and the final level's statistics."""
+    models, Spearman curves, the independent curve, the pass line (the mean of the models'
+    lines, or the first model's: ``line_models="first"``, the study's), the verdict and the
+    final level's statistics."""
     ids = [m.id for m in models]
     cascading = [s for s in results.settings[ids[0]] if s.kind == "cascading"]
     levels = [0] + [s.level for s in cascading]
@@ -140,7 +152,8 @@ def summarize(results: RandomizationResults, method: str, models, block_names, b
     indep_curve = [float(np.nanmean(np.concatenate([
         results.values("ssim", method, mid, "independent", s.level) for mid in ids]).astype(
             np.float64))) for s in independent]
-    line = float(np.mean([results.pass_lines[(method, mid)] for mid in ids]))
+    line_ids = ids[:1] if line_models == "first" else ids
+    line = float(np.mean([results.pass_lines[(method, mid)] for mid in line_ids]))
     curve = curves["ssim"]
     final = statistics.mean_over_models([results.values("ssim", method, mid, "cascading",
                                                         levels[-1]) for mid in ids])

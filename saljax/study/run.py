@@ -27,7 +27,8 @@ from saljax.data import to_model_input
 from saljax.parallel import data_mesh
 from saljax.protocol import method_hparams
 from saljax.saliency.segment_worker import SegmentsProcess
-from saljax.study import agreement, inputs, maps, models, randomization, summary, utility
+from saljax.study import (agreement, inputs, label_randomization, maps, models, randomization,
+                          summary, utility)
 from saljax.study.hosts import Hosts
 from saljax.study.runner import guard_config
 
@@ -54,11 +55,11 @@ def run(config, workdir: str, *, progress: bool = True) -> dict | None:
     plan = maps.schedule(config, lineup.classifiers, len(data.images), workdir,  # 3. maps
                          hosts.share)
     chunks = data.images.chunks(config.chunk)
-    mapping = {arch: functools.partial(maps.compute, plan, arch, config, chunks, segments,
-                                       mesh=mesh if mesh.devices.size > 1 else None,
-                                       progress=progress) for arch in plan.mine}
-    training = {arch: functools.partial(lineup.train, arch, mesh=mesh, progress=progress)
-                for arch in plan.mine}
+    mapping = {family: functools.partial(maps.compute, plan, family, config, chunks, segments,
+                                         mesh=mesh if mesh.devices.size > 1 else None,
+                                         progress=progress) for family in plan.mine}
+    training = {family: functools.partial(lineup.train, family, mesh=mesh, progress=progress)
+                for family in plan.mine}
     unets = functools.partial(lineup.train_segmenters, config.segmentation, data.splits,
                               workdir, mesh=mesh, progress=progress)
     trained = []
@@ -89,13 +90,15 @@ def xrai_segments(config, images, progress: bool):
     return SegmentsProcess(to_model_input(images.chunks(config.chunk)), config.chunk, progress)
 
 
-def evaluate(config, classifiers, segmenters, plan, data, workdir: str, progress: bool) -> dict:
+def evaluate(config, models, segmenters, plan, data, workdir: str, progress: bool) -> dict:
     """Stages 4 and 5: the criteria's per-image CSVs, ``summary.json`` and ``examples.npz``."""
     methods = list(method_hparams(config))
+    classifiers = [m for m in models if not m.permuted]
+    permuted = [m for m in models if m.permuted]
     store = maps.MapStore(workdir, config.chunk)
     ids, n_util = data.images.ids, len(data.images)
     n_eval = min(config.eval_images, n_util)
-    full = [m for m in classifiers if maps.full_protocol(config, m.arch, classifiers)]
+    full = [m for m in classifiers if maps.full_protocol(config, m, classifiers)]
     final = {m.id: [s for s in plan.settings[m.id] if s.kind == "cascading"][-1].name
              for m in full}
     seg_maps = maps.segmenter_maps(segmenters, data.images.pixels)
@@ -103,13 +106,21 @@ def evaluate(config, classifiers, segmenters, plan, data, workdir: str, progress
     util = utility.evaluate(store, full, methods, final, data.images, data.training_masks(),
                             seg_maps, progress)
     rand = randomization.evaluate(store, full, methods, plan.settings, n_eval, ids, ssim,
-                                  config.random_pairs, config.seed, progress)
-    agree = agreement.evaluate(store, classifiers, methods, n_eval, ids, seg_maps, ssim)
+                                  config.random_pairs, config.seed,
+                                  config.random_pairs_per_image, progress)
+    agree = agreement.evaluate(store, classifiers, methods, n_eval, ids, seg_maps, ssim,
+                               config.agreement_pairs)
     files.write_csv(os.path.join(workdir, "utility.csv"), util.rows())
     files.write_csv(os.path.join(workdir, "randomization.csv"), rand.rows())
     files.write_csv(os.path.join(workdir, "pass_lines.csv"), rand.line_rows())
     files.write_csv(os.path.join(workdir, "agreement.csv"), agree.rows())
-    result = summary.build(config, classifiers, methods, util, rand, agree, n_util, n_eval)
+    labels = None
+    if permuted:
+        labels = label_randomization.evaluate(store, classifiers, permuted, methods, n_eval, ids,
+                                              ssim)
+        files.write_csv(os.path.join(workdir, "label_randomization.csv"), labels.rows())
+    result = summary.build(config, classifiers, methods, util, rand, agree, n_util, n_eval,
+                           labels)
     files.write_json(os.path.join(workdir, "summary.json"), result)
     summary.write_examples(os.path.join(workdir, "examples.npz"), store, classifiers[0].id,
                            plan.settings[classifiers[0].id], methods, data.images)

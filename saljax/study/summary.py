@@ -4,8 +4,9 @@ first study image's maps across methods and cascading levels) for the report.
 Schema, per method: ``utility`` (AUPRC mean and bootstrap CI, trained and fully randomized;
 average precision, pointing game, mass accuracy; Wilcoxon tests against the baselines),
 ``randomization`` (cascading and independent curves, pass line, verdict), ``repeatability`` and
-``reproducibility`` (SSIM mean and CI); ``study`` holds the setup and ``baselines`` the average
-mask's and the U-Nets' scores.
+``reproducibility`` (SSIM mean and CI), and with permuted-label models ``label_randomization``
+(SSIM to the true-label maps, pass line, verdict); ``study`` holds the setup and ``baselines``
+the average mask's and the U-Nets' scores.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import numpy as np
 
 import saljax.models as sm
 from saljax import files
-from saljax.study import agreement, randomization, statistics, utility
+from saljax.protocol import protocol_of
+from saljax.study import agreement, label_randomization, randomization, statistics, utility
 from saljax.study.maps import load_maps
 
 VERDICT_RULE = ("pass when the mean SSIM of a cascading randomization level falls below the "
@@ -24,7 +26,7 @@ VERDICT_RULE = ("pass when the mean SSIM of a cascading randomization level fall
 
 
 def build(config, classifiers, methods, utility_results, randomization_results,
-          agreement_results, n_util: int, n_eval: int) -> dict:
+          agreement_results, n_util: int, n_eval: int, label_results=None) -> dict:
     """The summary: setup, baselines and one entry per method (see the module docstring)."""
     with warnings.catch_warnings():   # a constant map's correlation is NaN: means skip them
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -37,6 +39,7 @@ def build(config, classifiers, methods, utility_results, randomization_results,
         out = {"study": {"dataset": config.dataset, "size": config.size,
                          "images_utility": n_util, "images_eval": n_eval,
                          "primary_architecture": primary,
+                         "protocol": protocol_of(config),
                          "models": [dataclasses.asdict(m) for m in classifiers],
                          "verdict_rule": VERDICT_RULE},
                "baselines": {"utility": utility.summarize_baselines(utility_results, boot),
@@ -47,8 +50,12 @@ def build(config, classifiers, methods, utility_results, randomization_results,
             out[method] = {
                 "utility": utility.summarize(utility_results, method, full_ids, boot),
                 "randomization": randomization.summarize(randomization_results, method,
-                                                         primary_models, names, boot),
+                                                         primary_models, names, boot,
+                                                         config.pass_line_models),
                 **agreement.summarize(agreement_results, method, boot)}
+            if label_results is not None:
+                out[method]["label_randomization"] = label_randomization.summarize(
+                    label_results, method, out[method]["randomization"]["pass_line"], boot)
         return out
 
 

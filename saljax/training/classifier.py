@@ -45,7 +45,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.augment = True               # random shifts and brightness/contrast
     c.class_weighting = False      # weight the loss by inverse class frequency
     c.label_randomization = False  # Adebayo et al.'s data randomization test
-    c.init_from = ""               # a Keras weights file (e.g. ImageNet notop .h5)
+    c.init_from = ""               # "imagenet" (Keras's cached no-top file; the study's), or a
+                                   # Keras weights file; "": random (Glorot, as Keras)
     c.checkpoint_every = 50        # steps between orbax checkpoints
     c.eval_batch_size = 64
     c.scaling = "symmetric"        # input scaling: "symmetric" ([-1, 1]) or "imagenet"
@@ -83,13 +84,24 @@ def init_state(config, model, seed: int) -> State:
     """A replicate's initial state: fresh variables (or Keras weights) and optimizer state."""
     key = jax.random.fold_in(jax.random.key(seed), 0)
     if config.init_from:
-        variables = sm.from_keras(config.model, config.init_from,
+        variables = sm.from_keras(config.model, initial_weights(config),
                                   num_classes=config.num_classes, key=key)
     else:
         variables = sm.init(model, key)
     params, stats = variables["params"], variables["batch_stats"]
     return State(params, stats, jax.jit(_optimizer(config).init)(params), params, stats,
                  jnp.float32(-1.0), jnp.int32(-1))
+
+
+def initial_weights(config) -> str:
+    """The Keras file ``config.init_from`` names: ``"imagenet"`` is Keras's cached ImageNet
+    no-top file of ``config.model`` (:func:`saljax.models.imagenet_weights`), anything else a
+    path. Missing files are clear errors."""
+    if config.init_from == "imagenet":
+        return sm.imagenet_weights(config.model, config.width)
+    if not os.path.exists(config.init_from):
+        raise FileNotFoundError(f"train.init_from: no Keras weights file {config.init_from}")
+    return config.init_from
 
 
 def augment(images, key):

@@ -1,0 +1,133 @@
+"""A study's figures (PNG, in ``<workdir>/figures``), like the study's: cascading-randomization
+curves with each method's pass line; repeatability / reproducibility box plots with the
+segmentation baseline; utility (AUPRC) distributions with the average-mask and segmentation
+baselines; a grid of example maps over the image with the lesion outline, across methods and
+randomization levels.
+"""
+from __future__ import annotations
+
+import csv
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from saljax import files  # noqa: E402
+
+RESERVED = ("study", "baselines")
+
+
+def read_csv(path):
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def methods_of(summary) -> list:
+    """The methods a summary has entries for, in its order."""
+    return [k for k in summary if k not in RESERVED]
+
+
+def cascading_figure(summary, path):
+    methods = methods_of(summary)
+    cols = min(4, len(methods))
+    rows = -(-len(methods) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False,
+                             sharey=True)
+    for ax, m in zip(axes.flat, methods):
+        r = summary[m]["randomization"]
+        x = np.arange(len(r["cascading_ssim_mean"]))
+        ax.errorbar(x, r["cascading_ssim_mean"], yerr=r["cascading_ssim_sd_across_models"],
+                    marker="o", ms=3, label="SSIM")
+        ax.plot(x, r["cascading_spearman_abs_mean"], marker="s", ms=3, alpha=0.7,
+                label="Spearman |.|")
+        ax.axhline(r["pass_line"], color="red", ls="--", lw=1, label="pass line")
+        ax.set_xticks(x, r["level_blocks"], rotation=70, fontsize=6)
+        ax.set_title(f"{m} ({r['verdict']})", fontsize=8)
+        ax.set_ylim(-0.2, 1.05)
+    for ax in axes.flat[len(methods):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=6)
+    fig.suptitle("Cascading randomization: similarity to the trained model's map")
+    fig.tight_layout()
+    files.save_figure(fig, path, dpi=110)
+    plt.close(fig)
+
+
+def agreement_figure(rows, path):
+    methods = sorted({r["method"] for r in rows if r["criterion"] != "baseline"},
+                     key=[r["method"] for r in rows].index)
+    base = [float(r["ssim"]) for r in rows if r["criterion"] == "baseline"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
+    for ax, crit in zip(axes, ("repeatability", "reproducibility")):
+        data = [[float(r["ssim"]) for r in rows if r["criterion"] == crit and r["method"] == m]
+                for m in methods]
+        labels = list(methods)
+        if base:
+            data.append(base)
+            labels.append("segmentation\n(baseline)")
+        if any(len(d) for d in data):
+            ax.boxplot([d if len(d) else [np.nan] for d in data], showfliers=False)
+            ax.set_xticks(np.arange(1, len(labels) + 1), labels, rotation=60, fontsize=7)
+        ax.set_title(crit)
+        ax.set_ylabel("SSIM between models' maps")
+    fig.tight_layout()
+    files.save_figure(fig, path, dpi=110)
+    plt.close(fig)
+
+
+def utility_figure(rows, path):
+    methods = [m for m in dict.fromkeys(r["method"] for r in rows)
+               if m not in ("average_mask", "segmentation")]
+    fig, ax = plt.subplots(figsize=(11, 3.8))
+    data, labels, colors = [], [], []
+    for m in methods:
+        for state, c in (("trained", "tab:blue"), ("randomized", "tab:gray")):
+            data.append([float(r["auprc"]) for r in rows if r["method"] == m and
+                         r["state"] == state and r["auprc"] not in ("nan", "")])
+            labels.append(f"{m}\n{state}")
+            colors.append(c)
+    for m in ("average_mask", "segmentation"):
+        vals = [float(r["auprc"]) for r in rows if r["method"] == m]
+        if vals:
+            data.append(vals)
+            labels.append(m.replace("_", " ") + "\n(baseline)")
+            colors.append("tab:orange")
+    parts = ax.boxplot([d if d else [np.nan] for d in data], showfliers=False,
+                       patch_artist=True)
+    for patch, c in zip(parts["boxes"], colors):
+        patch.set_facecolor(c)
+        patch.set_alpha(0.5)
+    ax.set_xticks(np.arange(1, len(labels) + 1), labels, rotation=70, fontsize=6)
+    ax.set_ylabel("AUPRC against the lesion")
+    ax.set_title("Localization utility per image")
+    fig.tight_layout()
+    files.save_figure(fig, path, dpi=110)
+    plt.close(fig)
+
+
+def examples_figure(path_npz, path):
+    with np.load(path_npz, allow_pickle=False) as f:
+        image, mask, maps = f["image"], f["mask"], f["maps"]
+        methods, settings = list(f["methods"]), list(f["settings"])
+    fig, axes = plt.subplots(len(methods), len(settings),
+                             figsize=(1.3 * len(settings), 1.3 * len(methods)), squeeze=False)
+    for i, m in enumerate(methods):
+        for j, s in enumerate(settings):
+            ax = axes[i, j]
+            ax.imshow(image, cmap="gray")
+            ax.imshow(maps[i, j], cmap="inferno", alpha=0.55, vmin=0, vmax=1)
+            ax.contour(mask.astype(float), levels=[0.5], colors="cyan", linewidths=0.6)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(s.replace("cascading_", "casc "), fontsize=6)
+            if j == 0:
+                ax.set_ylabel(m, fontsize=6)
+    fig.tight_layout(pad=0.2)
+    files.save_figure(fig, path, dpi=110)
+    plt.close(fig)

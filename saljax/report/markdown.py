@@ -1,0 +1,122 @@
+"""``report.md``: the summary table, then one section per criterion with its figure."""
+from __future__ import annotations
+
+import numpy as np
+
+from saljax.report.figures import methods_of
+
+
+def fmt(x, digits=3):
+    return "n/a" if x is None or (isinstance(x, float) and not np.isfinite(x)) else \
+        f"{x:.{digits}f}"
+
+
+def _first_below(r) -> str:
+    """The first randomized block whose mean SSIM is below the pass line, or a dash."""
+    lvl = r.get("first_level_below_pass_line")
+    if lvl is None:
+        return "-"
+    return r["level_blocks"][r["levels"].index(lvl)]
+
+
+def _summary_section(summary, methods) -> list[str]:
+    s = summary["study"]
+    lines = [f"# Saliency trustworthiness study: {s['dataset']} at {s['size']} px", "",
+             f"Models: {', '.join(m['id'] for m in s['models'])}. Utility on "
+             f"{s['images_utility']} test positives; randomization and agreement on "
+             f"{s['images_eval']}. Verdict rule: {s['verdict_rule']}.", "",
+             "## Summary", "",
+             "| method | AUPRC trained | AUPRC randomized | final cascading SSIM | pass line | "
+             "below the line from | verdict | repeatability SSIM | reproducibility SSIM |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for m in methods:
+        e = summary[m]
+        u, r = e["utility"], e["randomization"]
+        lines.append(f"| {m} | {fmt(u['auprc_mean']['trained'])} | "
+                     f"{fmt(u['auprc_mean']['randomized'])} | "
+                     f"{fmt(r['cascading_ssim_mean'][-1])} | {fmt(r['pass_line'])} | "
+                     f"{_first_below(r)} | {r['verdict']} | "
+                     f"{fmt(e['repeatability']['ssim_mean'])} | "
+                     f"{fmt(e['reproducibility']['ssim_mean'])} |")
+    b = summary["baselines"]
+    lines += ["", "Baselines: average-mask AUPRC "
+              f"{fmt(b['utility']['average_mask']['auprc']['mean'])}"]
+    segs = [k for k in b["utility"] if k.startswith("unet")]
+    if segs:
+        lines[-1] += (f"; segmentation U-Net AUPRC "
+                      f"{fmt(np.mean([b['utility'][k]['auprc']['mean'] for k in segs]))}")
+    if b.get("segmentation_repeatability"):
+        lines[-1] += (f"; U-Net replicate SSIM "
+                      f"{fmt(b['segmentation_repeatability']['mean'])}")
+    lines[-1] += "."
+    return lines
+
+
+def _utility_section(summary, methods) -> list[str]:
+    lines = ["", "## Localization utility", "", "![utility](figures/utility.png)", "",
+             "| method | AUPRC trained (95% CI) | average precision | pointing game | "
+             "mass accuracy | Wilcoxon p vs average mask |", "|---|---|---|---|---|---|"]
+    for m in methods:
+        u = summary[m]["utility"]
+        a = u["auprc"]["trained"]
+        lines.append(f"| {m} | {fmt(a['mean'])} ({fmt(a['ci_low'])}-{fmt(a['ci_high'])}) | "
+                     f"{fmt(u['average_precision_mean']['trained'])} | "
+                     f"{fmt(u['pointing_game_mean']['trained'])} | "
+                     f"{fmt(u['mass_accuracy_mean']['trained'])} | "
+                     f"{fmt(u['wilcoxon_vs_average_mask']['p'], 4)} |")
+    return lines
+
+
+def _randomization_section(summary, methods) -> list[str]:
+    first = summary[methods[0]]["randomization"]
+    lines = ["", "## Sensitivity to weight randomization", "",
+             "![cascading](figures/cascading.png)", "",
+             "| method | " + " | ".join(first["level_blocks"]) + " |",
+             "|---|" + "---|" * len(first["levels"])]
+    for m in methods:
+        lines.append(f"| {m} | " + " | ".join(
+            fmt(v) for v in summary[m]["randomization"]["cascading_ssim_mean"]) + " |")
+    return lines
+
+
+def _agreement_section(summary, methods) -> list[str]:
+    lines = ["", "## Repeatability and reproducibility", "",
+             "![agreement](figures/agreement.png)", "",
+             "| method | repeatability SSIM (95% CI) | reproducibility SSIM (95% CI) |",
+             "|---|---|---|"]
+    for m in methods:
+        cells = []
+        for crit in ("repeatability", "reproducibility"):
+            c = summary[m][crit].get("ssim")
+            cells.append("n/a" if not c else
+                         f"{fmt(c['mean'])} ({fmt(c['ci_low'])}-{fmt(c['ci_high'])})")
+        lines.append(f"| {m} | {cells[0]} | {cells[1]} |")
+    return lines
+
+
+def _label_section(summary, methods) -> list[str]:
+    """The MIDL comparison, when the study trained models on permuted labels."""
+    if "label_randomization" not in summary[methods[0]]:
+        return []
+    lines = ["", "## Label randomization (MIDL 2020)", "",
+             "SSIM between the maps of models trained on permuted labels and of the true-label "
+             "models, on the same images; a method passes when it is below the random-pair "
+             "pass line.", "",
+             "| method | SSIM to the true-label maps (95% CI) | pass line | verdict |",
+             "|---|---|---|---|"]
+    for m in methods:
+        e = summary[m]["label_randomization"]
+        c = e["ssim"]
+        lines.append(f"| {m} | {fmt(c['mean'])} ({fmt(c['ci_low'])}-{fmt(c['ci_high'])}) | "
+                     f"{fmt(e['pass_line'])} | {e['verdict']} |")
+    return lines
+
+
+def markdown(summary) -> str:
+    """``report.md``: the summary table, then one section per criterion with its figure."""
+    methods = methods_of(summary)
+    lines = (_summary_section(summary, methods) + _utility_section(summary, methods)
+             + _randomization_section(summary, methods) + _agreement_section(summary, methods)
+             + _label_section(summary, methods)
+             + ["", "## Example maps", "", "![examples](figures/examples.png)", ""])
+    return "\n".join(lines)
