@@ -7,8 +7,9 @@ import importlib
 
 __version__ = "0.1.0"
 
-SUBMODULES = ("bench", "cli", "config", "configs", "data", "files", "metrics", "models",
-              "parallel", "protocol", "randomize", "report", "saliency", "study", "training")
+SUBMODULES = ("bench", "cli", "config", "configs", "data", "faithfulness", "files", "metrics",
+              "models", "parallel", "protocol", "randomize", "report", "saliency", "study",
+              "training")
 
 
 def __getattr__(name):

@@ -77,6 +77,20 @@ def default_config() -> ml_collections.ConfigDict:
     # The MIDL 2020 comparison: replicates of the first architecture trained on permuted labels
     # (these seeds), whose maps are compared with the true-label models' (SSIM per image).
     c.permuted_label_seeds = ()
+    # Known truth (synthetic data only): what the models really use (reliance on the lesion and
+    # the marker, removed by in-distribution infill), a shortcut arm (replicates of the first
+    # architecture trained where the marker predicts the label), each method's AUPRC against
+    # the lesion and the marker, and ROAD faithfulness curves.
+    c.known_truth = ml_collections.ConfigDict(dict(
+        enabled=False,
+        shortcut_seeds=(0,),           # the shortcut arm's replicates; () for none
+        shortcut_strength=0.9,         # P(marker | positive) = P(no marker | negative)
+        images=16,                     # evaluation images for reliance, AUPRC and ROAD
+        infills=("noisy_linear", "blur"),
+        road_fractions=(0.1, 0.3, 0.5, 0.7, 0.9),
+        road_noise=0.01,
+        occlusion_size=16,             # the occlusion-with-infill reference map for ROAD
+        occlusion_stride=8))
     # SSIM on grayscale maps in [0, 1]: data_range 1. The study's code passed float maps to
     # skimage without data_range, which then assumed 2 (the float range [-1, 1]); set 2.0 to
     # reproduce its numbers.

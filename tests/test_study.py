@@ -52,6 +52,42 @@ def test_the_study_writes_every_output(tiny_study):
         assert e["reproducibility"]["ssim_mean"] is not None
 
 
+def test_known_truth_outputs(tiny_study):
+    """Reliance on the lesion and the marker for both arms, lesion / marker AUPRC with the
+    verdict, ROAD with its random and occlusion references: in CSVs, summary.json, the report."""
+    workdir, summary = tiny_study
+    kt = summary["known_truth"]
+    cfg = load(TINY)
+    assert kt["images"] == cfg.known_truth.images
+    arms = {e["arm"] for e in kt["reliance"].values()}
+    assert arms == {"normal", "shortcut"}
+    for e in kt["reliance"].values():
+        for how in cfg.known_truth.infills:
+            assert 0 <= e["lesion"][how]["flip_fraction"]["mean"] <= 1
+    for method in cfg.methods:
+        for arm in ("normal", "shortcut"):
+            row = kt["shortcut"][method][arm]
+            assert row["reveals_marker"] == (row["marker_auprc"] > row["lesion_auprc"] and
+                                             row["marker_auprc"] >
+                                             kt["shortcut"]["marker_baseline_auprc"][arm])
+    assert set(kt["road"]) == set(cfg.methods) | {"random", "occlusion_infill"}
+    for r in kt["road"].values():
+        assert r["fractions"] == list(cfg.known_truth.road_fractions)
+        assert len(r["morf_prob"]) == len(r["lerf_prob"]) == len(r["fractions"])
+        np.testing.assert_allclose(r["area"]["mean"],
+                                   np.mean(np.subtract(r["lerf_prob"], r["morf_prob"])),
+                                   atol=1e-6)
+    for name in ("reliance.csv", "lesion_marker_auprc.csv", "road.csv"):
+        with open(os.path.join(workdir, name)) as f:
+            assert len(list(csv.DictReader(f))) > 0, name
+    text = open(os.path.join(workdir, "report.md")).read()
+    for part in ("## Known truth", "figures/shortcut.png", "figures/road.png"):
+        assert part in text
+    for fig in ("shortcut", "road"):
+        with Image.open(os.path.join(workdir, "figures", f"{fig}.png")) as im:
+            assert im.format == "PNG"
+
+
 def test_results_agree_with_independent_recomputation(tiny_study):
     """The summary's numbers are the means of the per-image CSVs, which skimage / sklearn
     reproduce from the saved maps."""

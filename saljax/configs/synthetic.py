@@ -44,4 +44,8 @@ def get_config():
     c.cascading_levels = 5
     c.independent_blocks = 2
     c.random_pairs = 100
+    # Known truth: reliance on the lesion and the marker, one InceptionV3 trained where the
+    # marker predicts the label (the shortcut arm), and ROAD at five fractions.
+    c.known_truth.update(dict(enabled=True, shortcut_seeds=(0,), images=16,
+                              road_fractions=(0.1, 0.3, 0.5, 0.7, 0.9)))
     return c

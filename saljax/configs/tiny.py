@@ -22,4 +22,6 @@ def get_config():
     c.independent_blocks = 1
     c.random_pairs = 10
     c.bootstrap = 100
+    c.known_truth.update(dict(images=4, road_fractions=(0.25, 0.75), occlusion_size=25,
+                              occlusion_stride=25))
     return c

@@ -14,4 +14,5 @@ def get_config():
     c.cascading_levels = -1
     c.random_pairs_per_image = 3
     c.permuted_label_seeds = (0,)
+    c.known_truth.enabled = False
     return c

@@ -114,8 +114,9 @@ def config_name(size: int, **options) -> str:
     return f"{size}px_{digest}"
 
 
-def features(size: int, with_boxes: bool) -> tfds.features.FeaturesDict:
-    """The schema every builder writes (no TensorFlow needed: plain tensors, no PNG codec)."""
+def features(size: int, with_boxes: bool, markers: bool = False) -> tfds.features.FeaturesDict:
+    """The schema every builder writes (no TensorFlow needed: plain tensors, no PNG codec); the
+    synthetic data adds its marker (0/1) and the marker's square."""
     spec = {
         "id": tfds.features.Text(),
         "image": tfds.features.Tensor(shape=(size, size, 1), dtype=np.uint8),
@@ -124,6 +125,9 @@ def features(size: int, with_boxes: bool) -> tfds.features.FeaturesDict:
     }
     if with_boxes:
         spec["boxes"] = tfds.features.Tensor(shape=(None, 4), dtype=np.float32)
+    if markers:
+        spec["marker"] = tfds.features.Tensor(shape=(), dtype=np.int64)
+        spec["marker_mask"] = tfds.features.Tensor(shape=(size, size), dtype=np.uint8)
     return tfds.features.FeaturesDict(spec)
 
 

@@ -2,9 +2,10 @@
 
 A thorax-like background (body, two lung fields, mediastinum and spine, ribs, soft-tissue
 texture); positives carry one or more opacities inside the lungs, whose masks and boxes are known
-to the pixel; negatives none. Optional: a distractor marker (an "R" plate in a corner)
-independent of the label, or, in the shortcut variant, correlated with it, so that a model can
-learn the marker instead of the lesion.
+to the pixel; negatives none. Optional: a distractor marker (an "R" plate near a random corner)
+independent of the label, or, in the shortcut variant, correlated with it in training and
+validation (and independent in the test split, ``test_marker="random"``), so that a model can
+learn the marker instead of the lesion; its square is known to the pixel too.
 
 Every example depends only on (seed, index): datasets are reproducible and any process can
 generate any slice of them.
@@ -28,11 +29,20 @@ class SyntheticConfig:
     marker: str = "none"                   # "none", "random" (independent) or "shortcut"
     marker_probability: float = 0.5        # "random": P(marker)
     shortcut_strength: float = 0.9         # "shortcut": P(marker | positive) = P(none | negative)
+    marker_corner: str = "random"          # "random" (any corner, jittered) or "top_right"
+    test_marker: str = ""                  # the test split's marker ("": as ``marker``); e.g.
+                                           # "random" for a shortcut learned in training only
     noise: float = 0.03
 
     def __post_init__(self):
-        if self.marker not in ("none", "random", "shortcut"):
-            raise ValueError(f"marker must be 'none', 'random' or 'shortcut', got {self.marker!r}")
+        for name in ("marker", "test_marker"):
+            value = getattr(self, name)
+            if value not in ("none", "random", "shortcut") and not (name == "test_marker"
+                                                                    and value == ""):
+                raise ValueError(f"{name} must be 'none', 'random' or 'shortcut', got {value!r}")
+        if self.marker_corner not in ("random", "top_right"):
+            raise ValueError(f"marker_corner must be 'random' or 'top_right', got "
+                             f"{self.marker_corner!r}")
         if self.size < 32:
             raise ValueError(f"synthetic images need at least 32 px, got {self.size}")
         lo, hi = self.lesion_radius
@@ -116,21 +126,35 @@ def _has_marker(rng, label: int, config) -> bool:
     return False
 
 
-def _draw_marker(image, s: int) -> None:
-    """An "R" plate in the top right corner (in place)."""
+def _marker_corner(rng, s: int, m: int, corner: str) -> tuple[int, int]:
+    """The plate's top-left pixel: near the top right corner, or near a random corner with a
+    random offset (so that no fixed place predicts it)."""
+    if corner == "top_right":
+        return int(0.05 * s), int(0.85 * s) - m
+    top, left = rng.integers(2, size=2)
+    dy, dx = rng.integers(int(0.02 * s), int(0.12 * s) + 1, size=2)
+    return (int(dy) if top else s - m - int(dy)), (int(dx) if left else s - m - int(dx))
+
+
+def _draw_marker(rng, image, s: int, corner: str) -> np.ndarray:
+    """An "R" plate near a corner (in place); returns its square, bool [s, s]."""
     m = max(4, s // 16)
-    y0, x0 = int(0.05 * s), int(0.85 * s) - m
+    y0, x0 = _marker_corner(rng, s, m, corner)
     plate = np.zeros((m, m))
     plate[:, : max(1, m // 4)] = 1
     plate[: max(1, m // 4), :] = 1
     plate[m // 2 - max(1, m // 8): m // 2 + max(1, m // 8), :] = 1
     plate[m // 2:, : m - max(1, m // 4)] = np.eye(m)[m // 2:, : m - max(1, m // 4)]
     image[y0:y0 + m, x0:x0 + m] = np.maximum(image[y0:y0 + m, x0:x0 + m], 0.95 * plate)
+    square = np.zeros((s, s), bool)
+    square[y0:y0 + m, x0:x0 + m] = True
+    return square
 
 
 def example(seed: int, index: int, config: SyntheticConfig = SyntheticConfig()) -> dict:
     """One synthetic radiograph: ``image`` uint8 [S, S, 1], ``mask`` uint8 [S, S], ``boxes``
-    float32 [N, 4] (x_min, y_min, x_max, y_max in pixels), ``label`` 0/1, ``id``, ``marker``."""
+    float32 [N, 4] (x_min, y_min, x_max, y_max in pixels), ``label`` 0/1, ``id``, ``marker``
+    (0/1) and ``marker_mask`` uint8 [S, S] (the marker's square, empty without one)."""
     rng = np.random.default_rng([seed, index])
     s = config.size
     yy, xx = np.mgrid[:s, :s] / s
@@ -142,8 +166,8 @@ def example(seed: int, index: int, config: SyntheticConfig = SyntheticConfig()) 
         if not mask.any():  # every attempt fell apart: make it an honest negative
             label = 0
     marker = _has_marker(rng, label, config)
-    if marker:
-        _draw_marker(image, s)
+    marker_mask = (_draw_marker(rng, image, s, config.marker_corner) if marker
+                   else np.zeros((s, s), bool))
     image += config.noise * rng.normal(size=image.shape)
     image = np.clip(image, 0, 1)
     return {
@@ -153,6 +177,7 @@ def example(seed: int, index: int, config: SyntheticConfig = SyntheticConfig()) 
         "boxes": np.asarray(boxes, np.float32).reshape(-1, 4),
         "label": label,
         "marker": int(marker),
+        "marker_mask": marker_mask.astype(np.uint8),
     }
 
 

@@ -27,26 +27,32 @@ def synthetic_config(size: int = 128, seed: int = 0, counts=None, **options):
 
 
 class SyntheticCxr(tfds.core.GeneratorBasedBuilder):
-    """Synthetic radiographs with exact lesion masks and boxes; no download."""
+    """Synthetic radiographs with exact lesion masks and boxes, and the marker and its square;
+    no download."""
 
-    VERSION = tfds.core.Version("1.0.0")
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.1.0": "the marker (0/1) and its square (marker_mask); markers near a "
+                              "random corner; a test split's own marker mode"}
     BUILDER_CONFIGS = [synthetic_config(128), synthetic_config(320)]
 
     def _info(self):
+        size = self.builder_config.synthetic.size
         return tfds.core.DatasetInfo(builder=self, description=__doc__,
-                                     features=common.features(self.builder_config.synthetic.size,
-                                                              True))
+                                     features=common.features(size, True, markers=True))
 
     def _split_generators(self, dl_manager):
         cfg = self.builder_config
         out, start = {}, 0
         for split, n in cfg.counts:
-            out[split] = self._generate_examples(start, n)
+            synth = cfg.synthetic
+            if split == "test" and synth.test_marker:
+                synth = dataclasses.replace(synth, marker=synth.test_marker)
+            out[split] = self._generate_examples(start, n, synth)
             start += n  # splits are disjoint index ranges of one seeded stream
         return out
 
-    def _generate_examples(self, start, n):
-        cfg = self.builder_config
+    def _generate_examples(self, start, n, synth):
         for i in range(start, start + n):
-            ex = example(cfg.seed, i, cfg.synthetic)
-            yield ex["id"], {k: ex[k] for k in ("id", "image", "label", "mask", "boxes")}
+            ex = example(self.builder_config.seed, i, synth)
+            yield ex["id"], {k: ex[k] for k in ("id", "image", "label", "mask", "boxes",
+                                                "marker", "marker_mask")}

@@ -13,7 +13,7 @@ import os
 from saljax import files
 from saljax.report.compare import compare
 from saljax.report.figures import (agreement_figure, cascading_figure, examples_figure,
-                                   read_csv, utility_figure)
+                                   read_csv, road_figure, shortcut_figure, utility_figure)
 from saljax.report.markdown import markdown
 
 __all__ = ["write", "compare", "markdown"]
@@ -30,6 +30,9 @@ def write(workdir: str) -> str:
                      os.path.join(figs, "agreement.png"))
     utility_figure(read_csv(os.path.join(workdir, "utility.csv")),
                    os.path.join(figs, "utility.png"))
+    if summary.get("known_truth"):
+        shortcut_figure(summary["known_truth"], os.path.join(figs, "shortcut.png"))
+        road_figure(summary["known_truth"], os.path.join(figs, "road.png"))
     if os.path.exists(os.path.join(workdir, "examples.npz")):
         examples_figure(os.path.join(workdir, "examples.npz"), os.path.join(figs, "examples.png"))
     path = os.path.join(workdir, "report.md")

@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 
 from saljax import files  # noqa: E402
 
-RESERVED = ("study", "baselines")
+RESERVED = ("study", "baselines", "known_truth")
 
 
 def read_csv(path):
@@ -29,6 +29,8 @@ def read_csv(path):
 
 def methods_of(summary) -> list:
     """The methods a summary has entries for, in its order."""
+    if "methods" in summary["study"]:
+        return list(summary["study"]["methods"])
     return [k for k in summary if k not in RESERVED]
 
 
@@ -105,6 +107,48 @@ def utility_figure(rows, path):
     ax.set_xticks(np.arange(1, len(labels) + 1), labels, rotation=70, fontsize=6)
     ax.set_ylabel("AUPRC against the lesion")
     ax.set_title("Localization utility per image")
+    fig.tight_layout()
+    files.save_figure(fig, path, dpi=110)
+    plt.close(fig)
+
+
+def shortcut_figure(known_truth, path):
+    """Each method's AUPRC against the lesion and against the marker, per arm (normal and
+    shortcut models), with the average marker mask's AUPRC."""
+    s = known_truth["shortcut"]
+    methods = [m for m in s if m != "marker_baseline_auprc"]
+    arms = list(s["marker_baseline_auprc"])
+    fig, axes = plt.subplots(1, len(arms), figsize=(6 * len(arms), 3.6), squeeze=False)
+    for ax, arm in zip(axes[0], arms):
+        x = np.arange(len(methods))
+        for k, target in enumerate(("lesion", "marker")):
+            ax.bar(x + (k - 0.5) * 0.38, [s[m][arm][f"{target}_auprc"] for m in methods], 0.38,
+                   label=f"AUPRC vs {target}")
+        ax.axhline(s["marker_baseline_auprc"][arm], color="tab:orange", ls="--",
+                   label="average marker mask")
+        ax.set_xticks(x, methods, rotation=60, fontsize=7)
+        ax.set_title(f"{arm} arm", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    files.save_figure(fig, path, dpi=110)
+    plt.close(fig)
+
+
+def road_figure(known_truth, path):
+    """ROAD: the explained class's probability as the most (MoRF, solid) or least (LeRF,
+    dashed) relevant pixels are removed, per method, with the random and occlusion maps."""
+    road = known_truth["road"]
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for k, (method, r) in enumerate(road.items()):
+        color = "black" if method == "random" else plt.cm.tab10(k % 10)
+        ax.plot(r["fractions"], r["morf_prob"], color=color, marker="o", ms=3,
+                label=f"{method} ({r['area']['mean']:.2f})")
+        ax.plot(r["fractions"], r["lerf_prob"], color=color, ls="--", marker="s", ms=3)
+    ax.set_xlabel("fraction of pixels removed (noisy linear imputation)")
+    ax.set_ylabel("probability of the explained class")
+    ax.set_title("ROAD: MoRF (solid) and LeRF (dashed); legend: area between the curves",
+                 fontsize=9)
+    ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     files.save_figure(fig, path, dpi=110)
     plt.close(fig)

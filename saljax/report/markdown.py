@@ -112,11 +112,54 @@ def _label_section(summary, methods) -> list[str]:
     return lines
 
 
+def _known_truth_section(summary) -> list[str]:
+    """Reliance, the shortcut arm and ROAD, when the study measured them (synthetic data)."""
+    kt = summary.get("known_truth")
+    if not kt:
+        return []
+    lines = ["", "## Known truth", "",
+             f"On {kt['images']} synthetic test positives, where the lesion and the marker are "
+             "known to the pixel.", "", "### What the models use (reliance)", "",
+             "The lesion or the marker removed by in-distribution infill: the share of "
+             "predictions that flip and the mean drop of the explained class's probability "
+             "(95% CI).", "",
+             "| model | arm | region | infill | flipped | probability drop |",
+             "|---|---|---|---|---|---|"]
+    for model, e in kt["reliance"].items():
+        for region in ("lesion", "marker"):
+            for how, d in e.get(region, {}).items():
+                f, p = d["flip_fraction"], d["prob_drop"]
+                lines.append(f"| {model} | {e['arm']} | {region} | {how} | {fmt(f['mean'])} | "
+                             f"{fmt(p['mean'])} ({fmt(p['ci_low'])}-{fmt(p['ci_high'])}) |")
+    s = kt["shortcut"]
+    arms = list(s["marker_baseline_auprc"])
+    lines += ["", "### Do the maps show it? Lesion and marker AUPRC", "",
+              "![shortcut](figures/shortcut.png)", "",
+              "Average marker mask AUPRC: " + ", ".join(
+                  f"{a} {fmt(s['marker_baseline_auprc'][a])}" for a in arms) + ". A map reveals "
+              "the marker when its marker AUPRC is above its lesion AUPRC and the baseline.", "",
+              "| method | " + " | ".join(f"{a}: lesion | {a}: marker | {a}: reveals marker"
+                                        for a in arms) + " |",
+              "|---|" + "---|---|---|" * len(arms)]
+    for m in [k for k in s if k != "marker_baseline_auprc"]:
+        lines.append(f"| {m} | " + " | ".join(
+            f"{fmt(s[m][a]['lesion_auprc'])} | {fmt(s[m][a]['marker_auprc'])} | "
+            f"{'yes' if s[m][a]['reveals_marker'] else 'no'}" for a in arms) + " |")
+    lines += ["", "### Faithfulness (ROAD)", "", "![road](figures/road.png)", "",
+              "| map | area between LeRF and MoRF (95% CI) | MoRF at the last fraction | "
+              "LeRF at the last fraction |", "|---|---|---|---|"]
+    for m, r in kt["road"].items():
+        a = r["area"]
+        lines.append(f"| {m} | {fmt(a['mean'])} ({fmt(a['ci_low'])}-{fmt(a['ci_high'])}) | "
+                     f"{fmt(r['morf_prob'][-1])} | {fmt(r['lerf_prob'][-1])} |")
+    return lines
+
+
 def markdown(summary) -> str:
     """``report.md``: the summary table, then one section per criterion with its figure."""
     methods = methods_of(summary)
     lines = (_summary_section(summary, methods) + _utility_section(summary, methods)
              + _randomization_section(summary, methods) + _agreement_section(summary, methods)
-             + _label_section(summary, methods)
+             + _label_section(summary, methods) + _known_truth_section(summary)
              + ["", "## Example maps", "", "![examples](figures/examples.png)", ""])
     return "\n".join(lines)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax import lax
 
+from saljax.saliency import infill
+
 
 def positions(h: int, w: int, size: int, stride: int) -> tuple[int, int]:
     """Number of window positions along each axis (windows lie fully inside the image)."""
@@ -12,12 +14,17 @@ def positions(h: int, w: int, size: int, stride: int) -> tuple[int, int]:
     return (h - size) // stride + 1, (w - size) // stride + 1
 
 
-def occluded(image, k, *, size: int, stride: int, value: float, n_cols: int):
-    """The image with window k (row-major over positions) set to ``value``. [H, W, C]."""
+def occluded(image, k, *, size: int, stride: int, value: float, n_cols: int,
+             fill: str = "constant"):
+    """The image with window k (row-major over positions) set to ``value``, or with
+    ``fill="blur"`` replaced in distribution by its surroundings' local mean
+    (:func:`saljax.saliency.infill.blur`, sd ``size`` / 2). [H, W, C]."""
     row, col = (k // n_cols) * stride, (k % n_cols) * stride
     yy = jnp.arange(image.shape[0])[:, None]
     xx = jnp.arange(image.shape[1])[None, :]
     inside = (yy >= row) & (yy < row + size) & (xx >= col) & (xx < col + size)
+    if fill == "blur":
+        return infill.blur(image, inside, sigma=size / 2)
     return jnp.where(inside[..., None], jnp.asarray(value, image.dtype), image)
 
 

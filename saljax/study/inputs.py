@@ -20,10 +20,13 @@ from saljax import data as sd
 
 @dataclasses.dataclass(frozen=True)
 class StudyImages:
-    """The study's images: ``ids`` [N], ``pixels`` uint8 [N, H, W, 1], ``masks`` bool [N, H, W]."""
+    """The study's images: ``ids`` [N], ``pixels`` uint8 [N, H, W, 1], ``masks`` bool [N, H, W]
+    (the lesions), and for synthetic data ``markers`` bool [N, H, W] (the marker's square,
+    empty without one)."""
     ids: tuple
     pixels: np.ndarray
     masks: np.ndarray
+    markers: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -43,6 +46,16 @@ class Inputs:
     splits: dict
     images: StudyImages
 
+    def average_marker(self, data_path: str | None = None) -> np.ndarray:
+        """The average marker square of the training images with a marker (of ``data_path``'s
+        dataset, default this one's): the marker's average-mask baseline, [H, W]."""
+        splits = sd.open_splits(data_path) if data_path else self.splits
+        batches = sd.evaluation_batches(splits["train"], 128, keys=("marker", "marker_mask"))
+        masks = [batches[i]["marker_mask"][batches[i]["marker"] == 1]
+                 for i in range(len(batches))]
+        masks = np.concatenate(masks).astype(np.float32)
+        return masks.mean(0) if len(masks) else np.zeros(self.images.masks.shape[1:], np.float32)
+
     def training_masks(self) -> np.ndarray:
         """The training positives' masks, bool [M, H, W] (the average-mask baseline)."""
         batches = sd.evaluation_batches(self.splits["train"], 128, keys=("label", "mask"))
@@ -57,10 +70,7 @@ def build_data(config, workdir: str) -> str:
         return config.data_path
     data_dir = os.path.join(workdir, "data")
     if config.dataset == "synthetic_cxr":
-        s = config.synthetic
-        options = {k: v for k, v in s.items() if k not in ("seed", "counts")}
-        return sd.build("synthetic_cxr", data_dir, size=config.size, seed=s.seed,
-                        counts=tuple(tuple(c) for c in s.counts), **options)
+        return _synthetic(config, data_dir)
     return sd.build(config.dataset, data_dir, manual_dir=config.manual_dir, size=config.size,
                     splits_csv=config.splits_csv or None, classes=config.classes,
                     box_raster=config.box_raster)
@@ -108,17 +118,42 @@ def order(ids, config) -> list:
     return ranked + [k for k in drawn if k not in chosen]
 
 
+def _synthetic(config, data_dir: str, **changes) -> str:
+    s = config.synthetic
+    options = {k: v for k, v in s.items() if k not in ("seed", "counts")}
+    return sd.build("synthetic_cxr", data_dir, size=config.size, seed=s.seed,
+                    counts=tuple(tuple(c) for c in s.counts), **{**options, **changes})
+
+
+def build_shortcut_data(config, workdir: str) -> str | None:
+    """The shortcut arm's training data (known truth): the study's synthetic data with the
+    marker on ``shortcut_strength`` of the positives and ``1 - shortcut_strength`` of the
+    negatives; built once into ``<workdir>/data``. None when there is no shortcut arm."""
+    kt = config.known_truth
+    if not (kt.enabled and kt.shortcut_seeds):
+        return None
+    if config.dataset != "synthetic_cxr":
+        raise ValueError("known_truth needs the synthetic data (dataset synthetic_cxr): only there "
+                         "are the lesion and the marker known to the pixel")
+    return _synthetic(config, os.path.join(workdir, "data"), marker="shortcut",
+                      shortcut_strength=kt.shortcut_strength)
+
+
 def study_images(splits, config) -> StudyImages:
     """The test split's positives with a non-empty mask, in the study's order (:func:`order`),
     the first ``utility_images`` when that is > 0."""
-    batches = sd.evaluation_batches(splits["test"], 64)
-    ids, pixels, masks = [], [], []
+    with_markers = "marker_mask" in splits["test"][0]
+    keys = ("id", "image", "label", "mask") + (("marker_mask",) if with_markers else ())
+    batches = sd.evaluation_batches(splits["test"], 64, keys=keys)
+    ids, pixels, masks, markers = [], [], [], []
     for i in range(len(batches)):
         b = batches[i]
         keep = (b["label"] == 1) & (b["mask"].reshape(len(b["mask"]), -1).max(-1) > 0)
         ids += [x.decode() if isinstance(x, bytes) else str(x) for x in b["id"][keep]]
         pixels.append(b["image"][keep])
         masks.append(b["mask"][keep].astype(bool))
+        if with_markers:
+            markers.append(b["marker_mask"][keep].astype(bool))
     pixels, masks = np.concatenate(pixels), np.concatenate(masks)
     idx = order(ids, config)
     if config.utility_images > 0:
@@ -127,7 +162,8 @@ def study_images(splits, config) -> StudyImages:
     if len(ids) < 2:
         raise ValueError(f"the test split has {len(ids)} positive images with a lesion mask; "
                          "the study needs at least 2")
-    return StudyImages(tuple(ids), pixels, masks)
+    return StudyImages(tuple(ids), pixels, masks,
+                       np.concatenate(markers)[idx] if with_markers else None)
 
 
 def prepare(config, data_path: str) -> Inputs:

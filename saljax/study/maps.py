@@ -122,8 +122,8 @@ def cascade_depth(block_names, through: str) -> int:
 def full_protocol(config, model, classifiers) -> bool:
     """Whether ``model`` gets utility and the randomization sweep (the first architecture's
     models, or all with ``randomize_every_architecture``), or only its trained maps of the
-    evaluation images (for reproducibility, or as a permuted-label model)."""
-    return not model.permuted and (model.arch == classifiers[0].arch
+    evaluation images (for reproducibility, or as a variant: permuted labels, shortcut)."""
+    return not model.variant and (model.arch == classifiers[0].arch
                                    or bool(config.randomize_every_architecture))
 
 

@@ -16,22 +16,30 @@ from saljax.models import checkpoint as model_checkpoint
 from saljax.training import classifier, segmenter
 
 
+VARIANTS = ("", "permuted", "shortcut")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainedClassifier:
-    """One replicate classifier: ``id`` ``<arch>_seed<seed>`` (``<arch>_permuted_seed<seed>``
-    when trained on permuted labels, for the MIDL comparison), its model directory and its
-    validation AUC (None until it is trained)."""
+    """One replicate classifier: ``id`` ``<arch>_seed<seed>``, its model directory and its
+    validation AUC (None until it is trained). A ``variant`` of the first architecture is
+    trained on permuted labels (``"permuted"``, the MIDL comparison) or on the shortcut
+    variant of the synthetic data (``"shortcut"``, known truth); its id is
+    ``<arch>_<variant>_seed<seed>``."""
     id: str
     arch: str
     path: str
     val_auc: float | None = None
-    permuted: bool = False
+    variant: str = ""
 
     @property
     def family(self) -> str:
-        """The models trained together: an architecture's replicates, or its permuted-label
-        ones."""
-        return f"{self.arch}_permuted" if self.permuted else self.arch
+        """The models trained together: an architecture's replicates, or one variant's."""
+        return f"{self.arch}_{self.variant}" if self.variant else self.arch
+
+    @property
+    def permuted(self) -> bool:
+        return self.variant == "permuted"
 
     def with_val_auc(self) -> "TrainedClassifier":
         if self.val_auc is not None:
@@ -49,10 +57,6 @@ class Lineup:
     to_train: dict
     segmenters_missing: bool
 
-    @property
-    def true_labels(self) -> list:
-        """The classifiers trained on the true labels (every criterion but the MIDL one)."""
-        return [m for m in self.classifiers if not m.permuted]
 
     def train(self, family: str, *, mesh=None, progress: bool = True) -> None:
         """Train a family's replicates (see :attr:`TrainedClassifier.family`) if they are not
@@ -101,33 +105,38 @@ def _loaded(spec) -> list:
     return out
 
 
-def lineup(config, data_path: str, workdir: str) -> Lineup:
+def lineup(config, data_path: str, workdir: str, shortcut_data: str | None = None) -> Lineup:
     """Every model of ``config.models`` (one entry per architecture: name, width, seeds, and
-    optionally ``paths`` of saved models or ``train`` overrides) and the segmentation U-Nets."""
+    optionally ``paths`` of saved models or ``train`` overrides), the first architecture's
+    variants (``permuted_label_seeds``; ``known_truth.shortcut_seeds``, trained on
+    ``shortcut_data``) and the segmentation U-Nets."""
     names = [spec["name"] for spec in config.models]
     if len(set(names)) != len(names):
         raise ValueError(f"models lists an architecture twice ({names}): give one entry per "
                          "architecture with all its seeds")
     classifiers, to_train = [], {}
-    families = [(spec, False) for spec in config.models]
-    if config.permuted_label_seeds:   # the MIDL comparison: the first architecture again
-        families.append(({**dict(config.models[0]), "seeds": config.permuted_label_seeds,
-                          "paths": None}, True))
-    for spec, permuted in families:
+    families = [(spec, "") for spec in config.models]
+    first = {**dict(config.models[0]), "paths": None}
+    if config.permuted_label_seeds:   # the MIDL comparison
+        families.append(({**first, "seeds": config.permuted_label_seeds}, "permuted"))
+    if config.known_truth.enabled and config.known_truth.shortcut_seeds:
+        families.append(({**first, "seeds": config.known_truth.shortcut_seeds}, "shortcut"))
+    for spec, variant in families:
         if spec.get("paths"):
             classifiers += _loaded(spec)
             continue
         name = spec["name"]
-        family = f"{name}_permuted" if permuted else name
+        family = f"{name}_{variant}" if variant else name
         train_dir = os.path.join(workdir, "train", family)
         dirs = [os.path.join(train_dir, "models", f"{name}_seed{s}") for s in spec["seeds"]]
         if not all(os.path.exists(os.path.join(p, "model.json")) for p in dirs):
-            tc = _train_config(config, spec, data_path)
-            tc.label_randomization = tc.label_randomization or permuted
+            tc = _train_config(config, spec,
+                               shortcut_data if variant == "shortcut" else data_path)
+            tc.label_randomization = tc.label_randomization or variant == "permuted"
             if tc.init_from:
                 classifier.initial_weights(tc)   # a missing file fails before any training
             to_train[family] = (tc, train_dir)
-        classifiers += [TrainedClassifier(f"{family}_seed{s}", name, p, permuted=permuted)
+        classifiers += [TrainedClassifier(f"{family}_seed{s}", name, p, variant=variant)
                         for s, p in zip(spec["seeds"], dirs)]
     ids = [m.id for m in classifiers]
     if len(set(ids)) != len(ids):

@@ -27,8 +27,8 @@ from saljax.data import to_model_input
 from saljax.parallel import data_mesh
 from saljax.protocol import method_hparams
 from saljax.saliency.segment_worker import SegmentsProcess
-from saljax.study import (agreement, inputs, label_randomization, maps, models, randomization,
-                          summary, utility)
+from saljax.study import (agreement, inputs, known_truth, label_randomization, maps, models,
+                          randomization, summary, utility)
 from saljax.study.hosts import Hosts
 from saljax.study.runner import guard_config
 
@@ -43,15 +43,20 @@ def run(config, workdir: str, *, progress: bool = True) -> dict | None:
         hosts.wait_for([os.path.join(workdir, "config.json")], "config")
     guard_config(workdir, config.to_json_best_effort(sort_keys=True))
     published = os.path.join(workdir, "models.json")
+    if config.known_truth.enabled and config.dataset != "synthetic_cxr":
+        raise ValueError("known_truth needs the synthetic data (dataset synthetic_cxr): only "
+                         "there are the lesion and the marker known to the pixel")
     if hosts.writer:
         data_path = inputs.build_data(config, workdir)
+        shortcut_path = inputs.build_shortcut_data(config, workdir)
     else:
         hosts.wait_for([published], "trained models")
-        data_path = files.read_json(published)["data_path"]
+        data_path, shortcut_path = (files.read_json(published)[k]
+                                    for k in ("data_path", "shortcut_data_path"))
 
     data = inputs.prepare(config, data_path)                                   # 1. inputs
     segments = xrai_segments(config, data.images, progress)
-    lineup = models.lineup(config, data.data_path, workdir)                    # 2. models
+    lineup = models.lineup(config, data.data_path, workdir, shortcut_path)     # 2. models
     plan = maps.schedule(config, lineup.classifiers, len(data.images), workdir,  # 3. maps
                          hosts.share)
     chunks = data.images.chunks(config.chunk)
@@ -67,6 +72,7 @@ def run(config, workdir: str, *, progress: bool = True) -> dict | None:
     def publish():
         trained.extend(m.with_val_auc() for m in lineup.classifiers)
         files.write_json(published, {"data_path": data.data_path,
+                                     "shortcut_data_path": shortcut_path,
                                      "models": [dataclasses.asdict(m) for m in trained],
                                      "segmenters": lineup.segmenters})
 
@@ -76,9 +82,27 @@ def run(config, workdir: str, *, progress: bool = True) -> dict | None:
         hosts.leave_together(done)
         return None
     hosts.wait_for(plan.paths, "map units of the other processes")
-    result = evaluate(config, trained, lineup.segmenters, plan, data, workdir, progress)
+    result = evaluate(config, trained, lineup.segmenters, plan, data, workdir, progress,
+                      shortcut_path)
     hosts.leave_together(done)
     return result
+
+
+def known_truth_stage(config, models, store, methods, data, workdir: str, progress: bool,
+                      shortcut_path) -> dict:
+    """Reliance, lesion / marker AUPRC and ROAD (``known_truth``): their CSVs, and their
+    summary entry."""
+    arms = {"normal": [m for m in models if not m.variant and m.arch == models[0].arch],
+            "shortcut": [m for m in models if m.variant == "shortcut"]}
+    average = {"normal": data.average_marker()}
+    if shortcut_path:
+        average["shortcut"] = data.average_marker(shortcut_path)
+    results = known_truth.evaluate(config, store, {a: m for a, m in arms.items() if m},
+                                   methods, data.images, average, progress)
+    files.write_csv(os.path.join(workdir, "reliance.csv"), results.reliance_rows())
+    files.write_csv(os.path.join(workdir, "lesion_marker_auprc.csv"), results.auprc_rows())
+    files.write_csv(os.path.join(workdir, "road.csv"), results.road_rows())
+    return known_truth.summarize(results, dict(n_boot=config.bootstrap, seed=config.seed))
 
 
 def xrai_segments(config, images, progress: bool):
@@ -90,10 +114,11 @@ def xrai_segments(config, images, progress: bool):
     return SegmentsProcess(to_model_input(images.chunks(config.chunk)), config.chunk, progress)
 
 
-def evaluate(config, models, segmenters, plan, data, workdir: str, progress: bool) -> dict:
+def evaluate(config, models, segmenters, plan, data, workdir: str, progress: bool,
+             shortcut_path: str | None = None) -> dict:
     """Stages 4 and 5: the criteria's per-image CSVs, ``summary.json`` and ``examples.npz``."""
     methods = list(method_hparams(config))
-    classifiers = [m for m in models if not m.permuted]
+    classifiers = [m for m in models if not m.variant]
     permuted = [m for m in models if m.permuted]
     store = maps.MapStore(workdir, config.chunk)
     ids, n_util = data.images.ids, len(data.images)
@@ -121,6 +146,9 @@ def evaluate(config, models, segmenters, plan, data, workdir: str, progress: boo
         files.write_csv(os.path.join(workdir, "label_randomization.csv"), labels.rows())
     result = summary.build(config, classifiers, methods, util, rand, agree, n_util, n_eval,
                            labels)
+    if config.known_truth.enabled:
+        result["known_truth"] = known_truth_stage(config, models, store, methods, data, workdir,
+                                                  progress, shortcut_path)
     files.write_json(os.path.join(workdir, "summary.json"), result)
     summary.write_examples(os.path.join(workdir, "examples.npz"), store, classifiers[0].id,
                            plan.settings[classifiers[0].id], methods, data.images)

@@ -38,7 +38,7 @@ def build(config, classifiers, methods, utility_results, randomization_results,
         seg = agreement_results.baseline_ssim()
         out = {"study": {"dataset": config.dataset, "size": config.size,
                          "images_utility": n_util, "images_eval": n_eval,
-                         "primary_architecture": primary,
+                         "primary_architecture": primary, "methods": list(methods),
                          "protocol": protocol_of(config),
                          "models": [dataclasses.asdict(m) for m in classifiers],
                          "verdict_rule": VERDICT_RULE},

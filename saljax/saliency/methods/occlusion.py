@@ -1,12 +1,13 @@
 """Occlusion (Zeiler & Fergus, 2014) as PAIR computes it: the drop of the target logit when a
-``size`` x ``size`` window (every ``stride`` pixels) is set to ``value``, summed over the
-windows covering each pixel, [B, H, W]. Forward passes only, every window position batched."""
+``size`` x ``size`` window (every ``stride`` pixels) is set to ``value`` (or, ``fill="blur"``,
+replaced in distribution by its surroundings), summed over the windows covering each pixel,
+[B, H, W]. Forward passes only, every window position batched."""
 import math
 
 import jax.numpy as jnp
 
 from saljax.saliency import occlusion as occ
-from saljax.saliency.method import Method, count, value
+from saljax.saliency.method import Method, count, one_of, value
 from saljax.saliency.passes import logits_fn
 from saljax.saliency.streams import map_over_passes
 
@@ -25,7 +26,7 @@ def finish(passes, hp):
     occluded = map_over_passes(
         score, b, nh * nw,
         lambda i, k: occ.occluded(images[i], k, size=size, stride=stride, value=hp["value"],
-                                  n_cols=nw),
+                                  n_cols=nw, fill=hp["fill"]),
         passes.max_batch)
     drops = (base[:, None] - occluded).reshape(b, nh, nw)
     return occ.scores_to_map(drops, (h, w), size=size, stride=stride)
@@ -33,7 +34,8 @@ def finish(passes, hp):
 
 METHOD = Method(
     name="occlusion",
-    hparams={"size": count(15), "value": value(0.0), "stride": count(1)},
+    hparams={"size": count(15), "value": value(0.0), "stride": count(1),
+             "fill": one_of("constant", "blur")},
     finish=finish,
     own_passes=lambda hp, shape: 1 + math.prod(occ.positions(*shape[:2], hp["size"],
                                                              hp["stride"])),

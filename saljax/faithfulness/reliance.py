@@ -1,0 +1,44 @@
+"""Reliance: what the model really uses. The explained class's probability and logit before
+and after a known region (the lesion, the marker) is removed by in-distribution infill
+(:mod:`saljax.saliency.infill`): a model that relies on the region changes its prediction."""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from saljax.saliency.infill import infill
+
+
+@functools.partial(jax.jit, static_argnames=("model", "method"))
+def _reliance(model, variables, images, regions, targets, key, method):
+    keys = jax.random.split(key, images.shape[0])
+    removed = jax.vmap(lambda x, m, k: infill(method, x, m, k))(images, regions, keys)
+    before = model.apply(variables, images)
+    after = model.apply(variables, removed)
+    t = targets if targets is not None else jnp.argmax(before, -1).astype(jnp.int32)
+    pick = lambda z: jnp.take_along_axis(z, t[:, None], 1)[:, 0]
+    return {"logit": pick(before), "logit_removed": pick(after),
+            "prob": pick(jax.nn.softmax(before)), "prob_removed": pick(jax.nn.softmax(after)),
+            "flipped": jnp.argmax(before, -1) != jnp.argmax(after, -1)}
+
+
+def reliance(model, variables, images, regions, targets=None, *, infill_method="noisy_linear",
+             key=None) -> dict:
+    """Per image, the explained class's logit and probability with and without ``regions``,
+    and whether the prediction flips when they are removed.
+
+    ``images`` [B, H, W, C] model inputs, ``regions`` bool [B, H, W] (True: removed),
+    ``targets`` [B] (None: the predicted class); ``infill_method``: ``"noisy_linear"`` (ROAD's,
+    noise from ``key``) or ``"blur"``. Returns ``{"logit", "logit_removed", "prob",
+    "prob_removed", "flipped"}``, each [B]. Jitted.
+    """
+    images = jnp.asarray(images, jnp.float32)
+    regions = jnp.asarray(regions, bool)
+    if regions.shape != images.shape[:3]:
+        raise ValueError(f"regions must be [B, H, W] = {images.shape[:3]}, got {regions.shape}")
+    key = jax.random.key(0) if key is None else key
+    targets = None if targets is None else jnp.asarray(targets, jnp.int32)
+    v = {k: variables[k] for k in ("params", "batch_stats") if k in variables}
+    return _reliance(model, v, images, regions, targets, key, infill_method)

@@ -1,0 +1,83 @@
+"""ROAD (Rong et al., ICML 2022): remove the most relevant (MoRF) or least relevant (LeRF)
+pixels of a map, impute them in distribution (noisy linear imputation), and watch the model.
+
+A faithful map points at what the model uses: removing its most relevant pixels first drops the
+explained class's probability at once (MoRF), removing its least relevant first leaves it
+(LeRF). The area between the two curves (mean over fractions of LeRF - MoRF) is positive for a
+faithful map and near zero for a random one.
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from saljax.saliency.infill import noisy_linear
+
+ORDERS = ("morf", "lerf")
+
+
+def removal_masks(saliency, fractions):
+    """[F, 2, H, W] bool: for each fraction, the most (MoRF) and least (LeRF) relevant pixels of
+    one map [H, W] (ties broken by pixel index)."""
+    flat = saliency.reshape(-1)
+    n = flat.shape[0]
+    rank_desc = jnp.argsort(jnp.argsort(-flat, stable=True), stable=True)   # 0 = most relevant
+    k = jnp.round(jnp.asarray(fractions, jnp.float32) * n).astype(jnp.int32)
+    morf = rank_desc[None] < k[:, None]
+    lerf = rank_desc[None] >= (n - k)[:, None]
+    return jnp.stack([morf, lerf], axis=1).reshape((len(fractions), 2) + saliency.shape)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "fractions", "noise"))
+def _road(model, variables, images, maps, targets, key, fractions, noise):
+    def one(image, saliency, k):
+        masks = removal_masks(saliency, fractions).reshape((-1,) + saliency.shape)
+        keys = jax.random.split(k, masks.shape[0])
+        return jax.vmap(lambda m, kk: noisy_linear(image, m, kk, noise))(masks, keys)
+
+    keys = jax.random.split(key, images.shape[0])
+    removed = jax.vmap(one)(images, maps, keys)                       # [B, F * 2, H, W, C]
+    b = images.shape[0]
+    logits = model.apply(variables, removed.reshape((-1,) + images.shape[1:]))
+    logits = logits.reshape((b, len(fractions), 2, -1))
+    probs = jax.nn.softmax(logits)
+    t = targets[:, None, None, None]
+    prob = jnp.take_along_axis(probs, t, -1)[..., 0]
+    correct = jnp.argmax(logits, -1) == targets[:, None, None]
+    return prob, correct
+
+
+def road(model, variables, images, maps, targets=None, *, fractions=(0.1, 0.3, 0.5, 0.7, 0.9),
+         key=None, noise: float = 0.01, max_images: int = 16) -> dict:
+    """ROAD curves of ``maps`` [B, H, W] (any scores: higher is more relevant) on ``images``
+    [B, H, W, C] for the explained class ``targets`` [B] (None: the predicted class).
+
+    Returns, per order (``"morf"``, ``"lerf"``), ``prob`` (the explained class's probability)
+    and ``correct`` (the prediction is still the explained class), each [B, F]; ``prob_full``
+    [B] on the intact images, and ``area`` [B], the mean over fractions of LeRF - MoRF
+    probability. ``max_images`` images are imputed and passed through the model at a time.
+    """
+    images = jnp.asarray(images, jnp.float32)
+    maps = jnp.asarray(maps, jnp.float32)
+    if maps.shape != images.shape[:3]:
+        raise ValueError(f"maps must be [B, H, W] = {images.shape[:3]}, got {maps.shape}")
+    v = {k: variables[k] for k in ("params", "batch_stats") if k in variables}
+    logits = jax.jit(model.apply)(v, images)
+    targets = (jnp.argmax(logits, -1) if targets is None else jnp.asarray(targets)).astype(
+        jnp.int32)
+    key = jax.random.key(0) if key is None else key
+    fractions = tuple(float(f) for f in fractions)
+    parts = [_road(model, v, images[s:s + max_images], maps[s:s + max_images],
+                   targets[s:s + max_images], jax.random.fold_in(key, s), fractions, noise)
+             for s in range(0, images.shape[0], max_images)]
+    prob = np.concatenate([np.asarray(p) for p, _ in parts])
+    correct = np.concatenate([np.asarray(c) for _, c in parts])
+    out = {o: {"prob": prob[:, :, i], "correct": correct[:, :, i]} for i, o in enumerate(ORDERS)}
+    out["prob_full"] = np.asarray(jnp.take_along_axis(jax.nn.softmax(logits), targets[:, None],
+                                                      1)[:, 0])
+    out["area"] = (out["lerf"]["prob"] - out["morf"]["prob"]).mean(axis=1)
+    out["fractions"] = fractions
+    return out

@@ -1,0 +1,165 @@
+"""Known truth (synthetic data): does a map show what the model actually uses?
+
+On the first ``known_truth.images`` evaluation images (test positives; a marker on about half,
+independent of the label):
+
+* **reliance**: every model of both arms (the first architecture's true-label replicates, the
+  "normal" arm, and its replicates trained on the shortcut variant, the "shortcut" arm), with
+  the lesion, or the marker, removed by in-distribution infill: the explained class's
+  probability and logit drops and whether the prediction flips;
+* **lesion and marker AUPRC**: each method's trained maps against the lesion mask and the
+  marker's square (images with a marker), and the average training marker mask's AUPRC (the
+  baseline); a map *reveals the marker* when its marker AUPRC is above both its lesion AUPRC
+  and that baseline;
+* **ROAD** (:mod:`saljax.faithfulness.road`): MoRF and LeRF curves of each method's maps on the
+  first normal-arm model, beside a random map and an occlusion map with in-distribution fill.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+import saljax.saliency as ss
+from saljax import faithfulness
+from saljax.data import to_model_input
+from saljax.models import checkpoint as model_checkpoint
+from saljax.study import statistics
+from saljax.study.utility import score_maps
+
+ARMS = ("normal", "shortcut")
+REGIONS = ("lesion", "marker")
+
+
+@dataclasses.dataclass
+class KnownTruthResults:
+    """Per image: ``reliance[(arm, model, region, infill)]`` ({field: [n]}, the region's
+    images only), ``auprc[(method, arm, model)]`` ({"lesion", "marker": [n]}, marker NaN
+    without one), ``marker_baseline[arm]`` ([n]), ``road[method]`` (ROAD's output)."""
+    ids: tuple
+    has_marker: np.ndarray
+    reliance: dict
+    auprc: dict
+    marker_baseline: dict
+    road: dict
+
+    def reliance_rows(self) -> list[dict]:
+        rows = []
+        for (arm, model, region, how), v in self.reliance.items():
+            ids = [i for i, m in zip(self.ids, self.has_marker) if region == "lesion" or m]
+            rows += [{"arm": arm, "model": model, "region": region, "infill": how, "image": i,
+                      **{k: float(v[k][j]) for k in v}} for j, i in enumerate(ids)]
+        return rows
+
+    def auprc_rows(self) -> list[dict]:
+        rows = [{"method": method, "arm": arm, "model": model, "image": i,
+                 "lesion_auprc": float(v["lesion"][j]), "marker_auprc": float(v["marker"][j])}
+                for (method, arm, model), v in self.auprc.items() for j, i in enumerate(self.ids)]
+        rows += [{"method": "average_marker_mask", "arm": arm, "model": "baseline", "image": i,
+                  "lesion_auprc": float("nan"), "marker_auprc": float(v[j])}
+                 for arm, v in self.marker_baseline.items() for j, i in enumerate(self.ids)]
+        return rows
+
+    def road_rows(self) -> list[dict]:
+        return [{"method": method, "order": order, "fraction": f, "image": i,
+                 "prob": float(r[order]["prob"][j, k]), "correct": bool(r[order]["correct"][j, k])}
+                for method, r in self.road.items() for order in ("morf", "lerf")
+                for k, f in enumerate(r["fractions"]) for j, i in enumerate(self.ids)]
+
+
+def _reliance(kt, arm, m, model, variables, x, images, targets, key) -> dict:
+    out = {}
+    for region in REGIONS:
+        masks = images.masks if region == "lesion" else images.markers
+        keep = masks.reshape(len(masks), -1).any(-1)
+        if not keep.any():
+            continue
+        for how in kt.infills:
+            r = faithfulness.reliance(model, variables, x[keep], masks[keep],
+                                      None if targets is None else targets[keep],
+                                      infill_method=how, key=key)
+            out[(arm, m.id, region, how)] = {k: np.asarray(v) for k, v in r.items()}
+    return out
+
+
+def evaluate(config, store, models: dict, methods, images, average_markers: dict,
+             progress: bool = True) -> KnownTruthResults:
+    """``models``: ``{arm: [TrainedClassifier]}``; ``images``: the study's
+    :class:`~saljax.study.inputs.StudyImages` (with markers); ``average_markers``: ``{arm:
+    the average marker square of that arm's training images}``."""
+    kt = config.known_truth
+    n = min(kt.images, len(images))
+    images = dataclasses.replace(images, ids=images.ids[:n], pixels=images.pixels[:n],
+                                 masks=images.masks[:n], markers=images.markers[:n])
+    x = to_model_input(images.pixels)
+    targets = None if config.target < 0 else np.full(n, config.target, np.int32)
+    key = jax.random.key(config.seed + 2)
+    reliance, auprc, road = {}, {}, {}
+    for arm in ARMS:
+        for m in tqdm(models.get(arm, []), desc=f"known truth ({arm})", disable=not progress):
+            model, variables, _ = model_checkpoint.load(m.path)
+            reliance.update(_reliance(kt, arm, m, model, variables, x, images, targets, key))
+            for method in methods:
+                gray = store.gray(m.id, "trained", method, n)
+                auprc[(method, arm, m.id)] = {
+                    "lesion": score_maps(gray, images.masks)["auprc"],
+                    "marker": score_maps(gray, images.markers)["auprc"]}
+            if arm == "normal" and not road:
+                road = _road(kt, store, m, model, variables, x, methods, targets, key)
+    baseline = {arm: score_maps(avg, images.markers)["auprc"]
+                for arm, avg in average_markers.items() if arm in models}
+    return KnownTruthResults(images.ids, images.markers.reshape(n, -1).any(-1), reliance,
+                             auprc, baseline, road)
+
+
+def _road(kt, store, m, model, variables, x, methods, targets, key) -> dict:
+    """ROAD of every method's maps on one model, and of a random and an occlusion-with-infill
+    map, on the same images and with the same imputation noise."""
+    n = x.shape[0]
+    maps = {method: store.gray(m.id, "trained", method, n) for method in methods}
+    maps["random"] = np.asarray(jax.random.uniform(jax.random.fold_in(key, 1), x.shape[:3]))
+    occlusion = ss.make("occlusion", model, size=kt.occlusion_size, stride=kt.occlusion_stride,
+                        fill="blur", max_batch=256)
+    maps["occlusion_infill"] = np.asarray(occlusion(variables, x, targets))
+    return {method: faithfulness.road(model, variables, x, maps[method], targets,
+                                      fractions=tuple(kt.road_fractions), key=key,
+                                      noise=kt.road_noise)
+            for method in maps}
+
+
+def _drops(v) -> dict:
+    return {"flip_fraction": v["flipped"].astype(np.float64),
+            "prob_drop": v["prob"].astype(np.float64) - v["prob_removed"],
+            "logit_drop": v["logit"].astype(np.float64) - v["logit_removed"]}
+
+
+def summarize(results: KnownTruthResults, boot: dict) -> dict:
+    """summary.json's ``known_truth``: reliance per model (flip fraction and mean drops with
+    bootstrap CIs), the lesion/marker AUPRC table and its verdict per method and arm, and the
+    ROAD curves and areas per method (see docs/ARCHITECTURE.md)."""
+    reliance = {}
+    for (arm, model, region, how), v in results.reliance.items():
+        entry = reliance.setdefault(model, {"arm": arm}).setdefault(region, {})
+        entry[how] = {k: statistics.summarize(d, **boot) for k, d in _drops(v).items()}
+    shortcut = {"marker_baseline_auprc": {arm: float(np.nanmean(v))
+                                          for arm, v in results.marker_baseline.items()}}
+    for method in dict.fromkeys(k[0] for k in results.auprc):
+        for arm in dict.fromkeys(k[1] for k in results.auprc):
+            values = [v for (me, a, _), v in results.auprc.items() if me == method and a == arm]
+            lesion = float(np.nanmean([np.nanmean(v["lesion"]) for v in values]))
+            marker = float(np.nanmean([np.nanmean(v["marker"]) for v in values]))
+            base = shortcut["marker_baseline_auprc"][arm]
+            shortcut.setdefault(method, {})[arm] = {
+                "lesion_auprc": lesion, "marker_auprc": marker,
+                "reveals_marker": bool(marker > lesion and marker > base)}
+    road = {method: {"fractions": list(r["fractions"]),
+                     "morf_prob": r["morf"]["prob"].mean(0).tolist(),
+                     "lerf_prob": r["lerf"]["prob"].mean(0).tolist(),
+                     "morf_accuracy": r["morf"]["correct"].mean(0).tolist(),
+                     "lerf_accuracy": r["lerf"]["correct"].mean(0).tolist(),
+                     "prob_full": float(np.mean(r["prob_full"])),
+                     "area": statistics.summarize(r["area"], **boot)}
+            for method, r in results.road.items()}
+    return {"images": len(results.ids), "reliance": reliance, "shortcut": shortcut, "road": road}

@@ -1,0 +1,132 @@
+"""Faithfulness with a constructed truth: a model whose logit depends on one image region only,
+its reliance on that region and elsewhere, ROAD curves of a perfect and of a random map, and
+ROAD's noisy linear imputation against an independent sparse solve."""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.sparse import lil_matrix
+from scipy.sparse.linalg import spsolve
+
+from saljax import faithfulness
+from saljax.saliency.infill import blur, noisy_linear
+
+REGION = (slice(8, 16), slice(8, 16))     # 64 of 1024 pixels
+
+
+class RegionModel(nn.Module):
+    """Class 1's logit is 10 x the mean of channel 0 over REGION; class 0's is 0."""
+
+    @nn.compact
+    def __call__(self, x, train=False):
+        gain = self.param("gain", nn.initializers.constant(10.0), ())
+        r = x[:, REGION[0], REGION[1], 0].mean(axis=(1, 2))
+        return jnp.stack([jnp.zeros_like(r), gain * r], axis=-1)
+
+
+def region_images(n=6, seed=0):
+    """Dark noisy background, the region bright: every image is predicted class 1."""
+    rng = np.random.default_rng(seed)
+    x = -0.8 + 0.05 * rng.normal(size=(n, 32, 32, 3))
+    x[:, REGION[0], REGION[1]] = 0.8 + 0.05 * rng.normal(size=(n, 8, 8, 3))
+    return x.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def region_model():
+    model = RegionModel()
+    return model, model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+
+
+def test_reliance_is_one_on_the_region_and_zero_elsewhere(region_model):
+    model, v = region_model
+    x = region_images()
+    region = np.zeros((6, 32, 32), bool)
+    region[:, REGION[0], REGION[1]] = True
+    elsewhere = np.zeros((6, 32, 32), bool)
+    elsewhere[:, 20:28, 4:12] = True
+    for method in ("noisy_linear", "blur"):
+        on = faithfulness.reliance(model, v, x, region, infill_method=method)
+        off = faithfulness.reliance(model, v, x, elsewhere, infill_method=method)
+        assert np.asarray(on["flipped"]).mean() == 1.0, method
+        assert np.all(np.asarray(on["prob"]) > 0.99)
+        assert np.all(np.asarray(on["prob_removed"]) < 0.01)
+        assert np.asarray(off["flipped"]).mean() == 0.0, method
+        np.testing.assert_allclose(off["logit"], off["logit_removed"], rtol=1e-6)  # unchanged
+
+
+def test_a_perfect_map_drops_at_once_under_morf_stays_under_lerf_and_beats_a_random_map(
+        region_model):
+    model, v = region_model
+    x = region_images()
+    perfect = np.zeros((6, 32, 32), np.float32)
+    perfect[:, REGION[0], REGION[1]] = 1.0
+    random_map = np.random.default_rng(1).random((6, 32, 32)).astype(np.float32)
+    fractions = (0.1, 0.3, 0.5, 0.7, 0.9)
+    good = faithfulness.road(model, v, x, perfect, np.ones(6, np.int32), fractions=fractions,
+                             key=jax.random.key(2))
+    rand = faithfulness.road(model, v, x, random_map, np.ones(6, np.int32), fractions=fractions,
+                             key=jax.random.key(2))
+    assert np.all(good["morf"]["prob"] < 0.01)            # the first 10% already removes it all
+    assert not good["morf"]["correct"].any()
+    assert np.all(good["lerf"]["prob"] > 0.99)            # the region is never removed
+    assert good["lerf"]["correct"].all()
+    assert np.all(good["area"] > 0.98)
+    assert np.all(rand["area"] < good["area"] - 0.5)
+    assert rand["morf"]["prob"][:, 0].mean() > good["morf"]["prob"][:, 0].mean()
+
+
+def test_removal_masks_take_the_top_and_bottom_fractions():
+    saliency = jnp.arange(20, dtype=jnp.float32).reshape(4, 5)
+    masks = np.asarray(faithfulness.removal_masks(saliency, (0.1, 0.5)))
+    assert masks.shape == (2, 2, 4, 5)
+    np.testing.assert_array_equal(masks[0, 0].reshape(-1), np.arange(20) >= 18)   # MoRF 10%
+    np.testing.assert_array_equal(masks[0, 1].reshape(-1), np.arange(20) < 2)     # LeRF 10%
+    assert masks[1, 0].sum() == masks[1, 1].sum() == 10
+
+
+def road_imputation_reference(image, mask):
+    """ROAD's linear imputation as a sparse system solved by scipy: every removed pixel is the
+    weighted mean of its in-image neighbours (1/6 direct, 1/12 diagonal)."""
+    h, w = mask.shape
+    index = {p: k for k, p in enumerate(zip(*np.nonzero(mask)))}
+    a = lil_matrix((len(index), len(index)))
+    b = np.zeros((len(index), image.shape[-1]))
+    offsets = [((dy, dx), 1 / 6 if dy == 0 or dx == 0 else 1 / 12)
+               for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
+    for (i, j), k in index.items():
+        for (dy, dx), weight in offsets:
+            y, x = i + dy, j + dx
+            if 0 <= y < h and 0 <= x < w:
+                a[k, k] += weight
+                if mask[y, x]:
+                    a[k, index[(y, x)]] -= weight
+                else:
+                    b[k] += weight * image[y, x]
+    out = image.astype(np.float64).copy()
+    out[mask] = np.stack([spsolve(a.tocsr(), b[:, c]) for c in range(image.shape[-1])], -1)
+    return out
+
+
+@pytest.mark.parametrize("fraction", [0.2, 0.6, 0.95])
+def test_noisy_linear_imputation_equals_a_sparse_solve(fraction):
+    rng = np.random.default_rng(3)
+    image = rng.random((11, 14, 3)).astype(np.float32)
+    mask = rng.random((11, 14)) < fraction
+    ours = np.asarray(noisy_linear(jnp.asarray(image), jnp.asarray(mask), tol=1e-10))
+    np.testing.assert_allclose(ours, road_imputation_reference(image, mask), atol=1e-5)
+    noisy = np.asarray(noisy_linear(jnp.asarray(image), jnp.asarray(mask), jax.random.key(0),
+                                    noise=0.01, tol=1e-10))
+    np.testing.assert_array_equal(noisy[~mask], image[~mask])          # kept pixels untouched
+    assert 0.005 < np.std(noisy[mask] - ours[mask]) < 0.015            # ROAD's noise, sd 0.01
+
+
+def test_blur_infill_is_the_surroundings_local_mean():
+    image = np.zeros((16, 16, 1), np.float32)
+    image[:, 8:] = 1.0                                   # left half 0, right half 1
+    mask = np.zeros((16, 16), bool)
+    mask[6:10, 6:10] = True                              # straddles the edge
+    out = np.asarray(blur(jnp.asarray(image), jnp.asarray(mask), sigma=2.0))[..., 0]
+    np.testing.assert_array_equal(out[~mask], image[..., 0][~mask])
+    assert out[8, 6] < 0.5 < out[8, 9] and 0 < out[mask].min() <= out[mask].max() < 1
