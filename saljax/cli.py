@@ -61,7 +61,8 @@ def _data_build(args) -> int:
     else:
         path = data.build(args.name, args.data_dir, manual_dir=args.manual_dir, size=args.size,
                           split_seed=args.split_seed, splits_csv=args.splits_csv,
-                          classes=args.classes, box_raster=args.box_raster)
+                          classes=args.classes, box_raster=args.box_raster,
+                          rebuild=args.rebuild)
     splits = data.open_splits(path)
     print(f"built {args.name} at {path}: "
           + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
@@ -93,16 +94,42 @@ def _compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
+def _stop_on_interrupt(workdir: str) -> None:
+    """Ctrl-C (or SIGTERM) stops a study within a second: a one-line message, no worker
+    process, no temporary file of this process left; every finished unit is kept, so the same
+    command resumes. (Threads in the middle of a compiled computation cannot be stopped from
+    Python, so the process exits without waiting for them.)"""
+    import os
+    import signal
+
+    from saljax import files
+    from saljax.data.build import remove_incomplete
+    from saljax.saliency import segment_worker
+
+    def stop(signum, frame):
+        print("saljax: interrupted; finished work is kept: run the same command to resume",
+              file=sys.stderr, flush=True)
+        segment_worker.close_all()
+        if os.path.isdir(workdir):
+            files.remove_temporaries(workdir)
+            remove_incomplete(os.path.join(workdir, "data"))
+        os._exit(130)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
 def _study(args, overrides) -> int:
     from saljax import report, study
     from saljax.config import load
 
     config = load(args.config, overrides)
+    _stop_on_interrupt(args.workdir)
     _compilation_cache()
     summary = study.run(config, args.workdir, progress=not args.quiet)
     path = report.write(args.workdir)
     verdicts = ", ".join(f"{m} {summary[m]['randomization']['verdict']}"
-                         for m in config.methods)
+                         for m in summary["study"]["methods"])
     print(f"randomization verdicts: {verdicts}")
     print(f"wrote {args.workdir}/summary.json, per-image CSVs, figures/ and {path}")
     return 0
@@ -148,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="rsna_pneumonia: all, or opacity_vs_normal (the study's)")
     db.add_argument("--box-raster", default="centres",
                     help="boxes to masks: centres (pixel centres), or corners (the study's)")
+    db.add_argument("--rebuild", action="store_true",
+                    help="build again when the downloaded files changed since the last build")
     db.add_argument("--seed", type=int, default=0, help="synthetic_cxr: generator seed")
     db.add_argument("--train", type=int, default=1000, help="synthetic_cxr: training images")
     db.add_argument("--val", type=int, default=200)

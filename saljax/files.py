@@ -32,6 +32,18 @@ def atomic(path: str, mode: str = "w", **open_kwargs):
             os.remove(tmp)
 
 
+def remove_temporaries(folder: str) -> int:
+    """Remove this process's unfinished :func:`atomic` files under ``folder`` (after it was
+    interrupted); returns how many."""
+    mark, n = f".tmp{os.getpid()}-", 0
+    for root, _, names in os.walk(folder):
+        for name in names:
+            if mark in name:
+                os.remove(os.path.join(root, name))
+                n += 1
+    return n
+
+
 def write_text(path: str, text: str) -> None:
     with atomic(path) as f:
         f.write(text)

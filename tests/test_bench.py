@@ -18,7 +18,7 @@ def test_bench_runs_end_to_end(tmp_path):
                    "--config.hparams={'smoothgrad': {'nsamples': 2}}",
                    "--config.dtype=bfloat16", "--config.reps=1", "--config.pair_images=1",
                    "--config.captum_reference=False",
-                   "--config.metrics_pairs=20", "--config.metrics_size=32"])
+                   "--config.metrics_pairs=(20,)", "--config.metrics_size=32"])
     assert rc == 0
     records = json.load(open(tmp_path / "bench.json"))
     ours = [r for r in records if r.get("impl") == "saljax"]

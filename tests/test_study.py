@@ -237,3 +237,90 @@ def test_the_paper_protocol_produces_every_output(tiny_study, tmp_path):
     assert len(rows) == 2 * len(cfg.methods)
     assert all(cell.strip().split(" ")[0] in ("pass", "fail", "n/a")
                for row in rows for cell in row.strip("|").split("|")[2:])
+
+
+def test_a_copied_workdir_works_from_the_notebooks_folder(tiny_study, tmp_path):
+    """Paths inside a workdir are relative to it: a copy elsewhere, opened by the notebook from
+    notebooks/ through a relative path, gives the study's maps."""
+    import shutil
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    workdir, _ = tiny_study
+    copy = str(tmp_path / "moved" / "study")
+    shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns("maps"))
+    shutil.copytree(os.path.join(workdir, "maps"), os.path.join(copy, "maps"))
+    summary = json.load(open(os.path.join(copy, "summary.json")))
+    assert not any(os.path.isabs(m["path"]) for m in summary["study"]["models"])
+    notebooks = os.path.join(ROOT, "notebooks")
+    nb = nbformat.read(os.path.join(notebooks, "explore.ipynb"), as_version=4)
+    os.environ["SALJAX_WORKDIR"] = os.path.relpath(copy, notebooks)
+    try:
+        nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                                resources={"metadata": {"path": notebooks}}).execute()
+    finally:
+        del os.environ["SALJAX_WORKDIR"]
+    outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                      for o in c.get("outputs", []))
+    assert float(outputs.split("max |notebook - study|:")[1].split()[0]) < 1e-4
+
+
+def test_ctrl_c_stops_within_seconds_and_leaves_nothing_behind(tmp_path):
+    """SIGINT: a one-line message within seconds, exit status 130, no XRAI worker process, no
+    temporary folder or file left; the workdir keeps its config (the same command resumes)."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    workdir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "saljax.cli", "study", "--config", TINY, "--workdir",
+           str(workdir), "--quiet", "--config.methods=['gradient', 'xrai']",
+           "--config.hparams={'xrai': {'steps': 2}}"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "TMPDIR": str(tmp)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not list(tmp.glob("saljax-xrai-*")):
+        time.sleep(0.2)
+    assert proc.poll() is None and list(tmp.glob("saljax-xrai-*")), "the worker never started"
+    time.sleep(3)                                       # training and the worker under way
+    start = time.time()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert time.time() - start < 5
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1].startswith("saljax: interrupted")
+    time.sleep(1.5)                                     # an orphaned worker would still run
+    workers = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(tmp) not in workers
+    assert not list(tmp.glob("saljax-xrai-*"))
+    assert not [p for p in workdir.rglob("*") if ".tmp" in p.name or p.name.startswith(
+        "incomplete.")]
+    assert (workdir / "config.json").exists()
+
+
+def test_a_study_without_masks_skips_utility_and_says_why(tmp_path):
+    """Labels but no boxes or masks: randomization, repeatability and reproducibility run;
+    utility (and the segmentation baseline) is skipped, and summary and report say why."""
+    from saljax.data import synthetic
+    manual = tmp_path / "in"
+    manual.mkdir()
+    rows = []
+    for i in range(56):
+        ex = synthetic.example(5, i, synthetic.SyntheticConfig(size=75))
+        Image.fromarray(ex["image"][..., 0]).save(manual / f"x{i}.png")
+        rows.append((f"x{i}.png", ex["label"], "train" if i < 36 else "val" if i < 44 else "test"))
+    with open(manual / "labels.csv", "w", newline="") as f:
+        csv.writer(f).writerows([("path", "label", "split")] + rows)
+    cfg = load(TINY, [f"--config.manual_dir={manual}", "--config.dataset=folder_cxr",
+                      "--config.models=[{'name': 'inception_v3', 'width': 0.0625, "
+                      "'seeds': (0, 1)}]", "--config.methods=['gradient']",
+                      "--config.known_truth.enabled=False", "--config.eval_images=2",
+                      "--config.utility_images=-1", "--config.independent_blocks=0"])
+    workdir = str(tmp_path / "run")
+    summary = study.run(cfg, workdir, progress=False)
+    report.write(workdir)
+    assert "no lesion masks" in summary["study"]["utility_skipped"]
+    assert summary["gradient"]["utility"] == {"skipped": summary["study"]["utility_skipped"]}
+    assert summary["gradient"]["randomization"]["verdict"] in ("pass", "fail")
+    assert summary["gradient"]["repeatability"]["ssim_mean"] is not None
+    assert not os.path.exists(os.path.join(workdir, "utility.csv"))
+    assert not os.path.exists(os.path.join(workdir, "models", "unet_seed0"))
+    text = open(os.path.join(workdir, "report.md")).read()
+    assert "Localization utility was skipped: the dataset has no lesion masks" in text

@@ -41,13 +41,19 @@ def run(config, workdir: str, log=print) -> list[dict]:
         records += _saljax_records(config, bench, hparams, device, key, log)
         if "xrai" in config.methods:
             records.append(_segments_record(config, bench, device, log))
-        if config.pair_reference:
+        if config.pair_reference and pair.available():
             records += _pair_records(config, bench, hparams, device, log)
+    if config.pair_reference and not pair.available():
+        log("PAIR saliency is not installed: no PAIR reference (pip install saliency==0.2.1, "
+            "or pip install saljax[test])")
     if config.captum_reference and captum.available():
         records += _captum_records(config, hparams, device, key, log)
+    elif config.captum_reference:
+        log("torch, torchvision or captum does not import: no captum reference")
     metric_records = []
     if config.metrics_pairs:
-        metric_records = bench_metrics(config.metrics_pairs, config.metrics_size, log=log)
+        metric_records = bench_metrics(tuple(config.metrics_pairs), config.metrics_size,
+                                       log=log)
     files.write_json(os.path.join(workdir, "bench.json"), records + metric_records)
     files.write_text(os.path.join(workdir, "bench.md"),
                      markdown(records) + metrics_markdown(metric_records))

@@ -28,6 +28,6 @@ def get_config():
     c.pair_batch = 25                # PAIR's batch_size for IG / XRAI path steps
     c.captum_reference = True        # captum on torchvision's InceptionV3, where they import
     c.captum_batch = 1               # images per captum call
-    c.metrics_pairs = 0              # > 0: also time batched metrics on this many map pairs
+    c.metrics_pairs = ()             # e.g. (16, 500): also time the metrics on that many pairs
     c.metrics_size = 320
     return c

@@ -7,9 +7,10 @@ x_max, y_max in output pixels).
 """
 from saljax.data.build import BUILDERS, build
 from saljax.data.errors import DataError
-from saljax.data.loader import evaluation_batches, labels, open_splits, training_batches
+from saljax.data.loader import (evaluation_batches, image_size, labels, open_splits,
+                                training_batches)
 from saljax.data.preprocess import to_model_input
 from saljax.data.synthetic import SyntheticConfig
 
 __all__ = ["build", "BUILDERS", "DataError", "open_splits", "training_batches",
-           "evaluation_batches", "labels", "to_model_input", "SyntheticConfig"]
+           "evaluation_batches", "image_size", "labels", "to_model_input", "SyntheticConfig"]

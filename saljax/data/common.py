@@ -15,6 +15,15 @@ from saljax.data.errors import DataError
 SPLITS = ("train", "val", "test")
 
 
+def scale_to_uint8(pixels: np.ndarray, where: str) -> np.ndarray:
+    """Deeper than 8-bit pixels scaled by their own minimum and maximum to uint8."""
+    pixels = np.asarray(pixels, np.float64)
+    lo, hi = float(pixels.min()), float(pixels.max())
+    if hi <= lo:
+        raise DataError(f"{where}: the image is constant")
+    return np.round((pixels - lo) / (hi - lo) * 255).astype(np.uint8)
+
+
 def resize_image(image: np.ndarray, size: int) -> np.ndarray:
     """uint8 [H, W] -> uint8 [size, size, 1] (bilinear, antialiased when shrinking)."""
     out = Image.fromarray(image).resize((size, size), Image.BILINEAR)
@@ -87,7 +96,7 @@ def read_splits_csv(path: str) -> dict[str, str]:
     if not os.path.exists(path):
         raise DataError(f"{path}: no such splits file")
     out = {}
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None or "Image_ID" not in header or "Split" not in header:

@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 
+from saljax.data.common import scale_to_uint8
 from saljax.data.errors import DataError
 
 # Transfer syntaxes pydicom decodes with numpy or Pillow alone (no extra codec packages).
@@ -44,13 +45,7 @@ def read_dicom(path: str) -> np.ndarray:
     if pixels.ndim != 2:
         raise DataError(f"{path}: expected a single 2-D image, got pixel data of shape "
                         f"{pixels.shape}")
-    if pixels.dtype == np.uint8:
-        image = pixels
-    else:
-        lo, hi = float(pixels.min()), float(pixels.max())
-        if hi <= lo:
-            raise DataError(f"{path}: the image is constant")
-        image = np.round((pixels.astype(np.float64) - lo) / (hi - lo) * 255).astype(np.uint8)
+    image = pixels if pixels.dtype == np.uint8 else scale_to_uint8(pixels, path)
     if str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")) == "MONOCHROME1":
         image = 255 - image
     return image

@@ -22,10 +22,17 @@ CSV = "labels.csv"
 
 
 def read_image(path: str) -> np.ndarray:
+    """A 2-D uint8 image from a PNG, JPEG or DICOM file. 8-bit images are read as stored;
+    16-bit ones (how many X-ray exports are stored) are scaled by their own minimum and maximum
+    to 0..255, as deeper DICOMs are (:func:`saljax.data.dicom.read_dicom`); colour images are
+    converted to grayscale."""
     if path.lower().endswith(".dcm"):
         return read_dicom(path)
     try:
-        return np.asarray(Image.open(path).convert("L"))
+        with Image.open(path) as im:
+            if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+                return common.scale_to_uint8(np.asarray(im), path)
+            return np.asarray(im.convert("L"))
     except (OSError, ValueError) as e:
         raise DataError(f"{path}: not a readable image ({e})") from e
 
@@ -46,13 +53,26 @@ class FolderCxr(tfds.core.GeneratorBasedBuilder):
         path = os.path.join(manual, CSV)
         if not os.path.exists(path):
             raise DataError(f"{path}: missing (see saljax.data.folder for the format)")
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
+        with open(path, newline="", encoding="utf-8-sig") as f:   # a spreadsheet's BOM too
+            reader = csv.DictReader(f)
+            rows = list(reader)
+        missing = [c for c in ("path", "label") if c not in (reader.fieldnames or ())]
+        if missing:
+            raise DataError(f"{path}: no column {', '.join(missing)} (header: "
+                            f"{reader.fieldnames})")
+        if not rows:
+            raise DataError(f"{path}: no images listed (only a header)")
         by_split = {s: [] for s in common.SPLITS}
+        first_row = {}
         for row_no, row in enumerate(rows, start=2):
             for need in ("path", "label"):
-                if not row.get(need, "").strip():
+                if not (row.get(need) or "").strip():
                     raise DataError(f"{path}, row {row_no}: empty {need!r}")
+            image = row["path"].strip()
+            if image in first_row:
+                raise DataError(f"{path}, rows {first_row[image]} and {row_no}: {image} is listed "
+                                "twice")
+            first_row[image] = row_no
             split = (row.get("split") or "").strip().lower() or common.split_of(
                 row["path"], self.builder_config.split_seed)
             if split not in by_split:

@@ -12,13 +12,31 @@ import tensorflow_datasets as tfds
 from saljax.data.errors import DataError
 
 
-def open_splits(path: str) -> dict:
+def _open_splits(path: str) -> dict:
     """``{split: random-access source}`` of a dataset built at ``path`` (a TFDS version dir)."""
     if not os.path.exists(os.path.join(path, "dataset_info.json")):
         raise DataError(f"{path}: no complete dataset here (an interrupted build leaves none; "
                         "run saljax data build)")
     builder = tfds.builder_from_directory(path)
     return {split: builder.as_data_source(split) for split in builder.info.splits}
+
+
+def image_size(path: str) -> int:
+    """The side in pixels of the images of the dataset built at ``path``."""
+    if not os.path.exists(os.path.join(path, "dataset_info.json")):
+        raise DataError(f"{path}: no complete dataset here (run saljax data build)")
+    return int(tfds.builder_from_directory(path).info.features["image"].shape[0])
+
+
+def open_splits(path: str, need=()) -> dict:
+    """``{split: random-access source}`` of a dataset built at ``path``, with at least the
+    splits ``need`` (a clear error names the missing ones)."""
+    splits = _open_splits(path)
+    missing = [s for s in need if s not in splits]
+    if missing:
+        raise DataError(f"{path}: the dataset has no {', '.join(missing)} split (it has "
+                        f"{', '.join(splits) or 'none'}); give every split at least one image")
+    return splits
 
 
 def select(keys):

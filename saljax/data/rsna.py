@@ -31,7 +31,7 @@ def read_labels(manual_dir: str) -> dict:
     if not os.path.exists(path):
         raise DataError(f"{path}: missing (download the Kaggle RSNA data into {manual_dir})")
     out = collections.OrderedDict()
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         need = {"patientId", "x", "y", "width", "height", "Target"}
         if not need <= set(reader.fieldnames or ()):
@@ -62,7 +62,7 @@ def read_classes(manual_dir: str) -> dict:
     if not os.path.exists(path):
         raise DataError(f"{path}: missing (the Kaggle RSNA class info file, needed to keep the "
                         "study's classes)")
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         if not {"patientId", "class"} <= set(reader.fieldnames or ()):
             raise DataError(f"{path}: expected columns patientId, class, got "

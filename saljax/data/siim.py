@@ -29,7 +29,7 @@ def read_rle_csv(manual_dir: str) -> dict:
     if not os.path.exists(path):
         raise DataError(f"{path}: missing (download the Kaggle SIIM data into {manual_dir})")
     out = collections.OrderedDict()
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         header = [h.strip() for h in next(reader, [])]
         if "ImageId" not in header or "EncodedPixels" not in header:

@@ -1,12 +1,15 @@
 """The study's baselines: the random-pair SSIM pass line and the average mask."""
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
 from saljax.metrics.similarity import ssim
 
 
+@functools.partial(jax.jit, static_argnames=("n_maps", "n_pairs", "per_image"))
 def random_pairs(key, n_maps: int, n_pairs: int, per_image: bool = False):
     """Index pairs (i, j), i != j: ``n_pairs`` uniform over ordered pairs, or with
     ``per_image`` ``n_pairs`` for every i (j uniform over the others; the study's 50 per image).
@@ -22,6 +25,9 @@ def random_pairs(key, n_maps: int, n_pairs: int, per_image: bool = False):
     return jnp.stack([i, j], axis=-1)
 
 
+@functools.partial(jax.jit, static_argnames=("n_pairs", "data_range", "per_image", "win_size",
+                                             "gaussian_weights", "sigma",
+                                             "use_sample_covariance", "k1", "k2"))
 def random_pair_ssim(maps, key, n_pairs: int, *, data_range, per_image: bool = False,
                      **ssim_kwargs):
     """SSIM between maps of *different* images of one model: the study's pass line.
@@ -34,6 +40,7 @@ def random_pair_ssim(maps, key, n_pairs: int, *, data_range, per_image: bool = F
     return ssim(maps[pairs[:, 0]], maps[pairs[:, 1]], data_range=data_range, **ssim_kwargs)
 
 
+@jax.jit
 def average_mask(masks):
     """The average-mask baseline: each pixel's frequency of being abnormal. [..., N, H, W] ->
     [..., H, W] float32."""

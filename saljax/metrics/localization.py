@@ -10,16 +10,30 @@ Degenerate inputs give documented results, never a silent number:
 * constant map: one threshold, as sklearn: AUPRC (trapezoid) = (1 + prevalence) / 2,
   AP = prevalence, ROC-AUC = 0.5; pointing game = the mask's share of the image;
 * NaN anywhere in a map: NaN.
+
+A boolean map with a float mask is an error (the arguments are swapped). Each function is
+jitted (options static), so a direct call runs compiled.
 """
 from __future__ import annotations
 
+import functools
+
+import jax
 import jax.numpy as jnp
 from jax import lax
 
 from saljax.metrics.reduce import pairwise_sum, sort_order
 
 
-def _prepare(maps, masks):
+def _check_order(name, maps, masks):
+    if jnp.asarray(maps).dtype == jnp.bool_ and jnp.issubdtype(jnp.asarray(masks).dtype,
+                                                               jnp.floating):
+        raise ValueError(f"{name}(maps, masks): the map is boolean and the mask is float; are "
+                         "the arguments swapped?")
+
+
+def _prepare(maps, masks, name="metric"):
+    _check_order(name, maps, masks)
     maps, masks = jnp.broadcast_arrays(jnp.asarray(maps, jnp.float32), jnp.asarray(masks))
     lead = maps.shape[:-2]
     return (maps.reshape(lead + (-1,)), masks.reshape(lead + (-1,)).astype(bool), lead)
@@ -58,6 +72,7 @@ def _guard(value, scores, labels, need_negatives=False):
     return jnp.where(bad, jnp.nan, value)
 
 
+@functools.partial(jax.jit, static_argnames="method")
 def auprc(maps, masks, method: str = "trapezoid"):
     """Area under the precision-recall curve of the map's pixels against the mask.
 
@@ -65,7 +80,7 @@ def auprc(maps, masks, method: str = "trapezoid"):
     study's number, which interpolates linearly from the (recall 0, precision 1) end point);
     ``"average_precision"``: sklearn's ``average_precision_score`` (step-wise).
     """
-    scores, labels, lead = _prepare(maps, masks)
+    scores, labels, lead = _prepare(maps, masks, "auprc")
     tps, fps, is_end, ptps, pfps = _curve(scores, labels)
     total = tps[..., -1:]
     safe = jnp.maximum(total, 1.0)
@@ -82,9 +97,10 @@ def auprc(maps, masks, method: str = "trapezoid"):
     return _guard(value, scores, labels)
 
 
+@jax.jit
 def roc_auc(maps, masks):
     """Area under the ROC curve (sklearn's ``roc_auc_score``, ties counted half)."""
-    scores, labels, lead = _prepare(maps, masks)
+    scores, labels, lead = _prepare(maps, masks, "roc_auc")
     tps, fps, is_end, ptps, pfps = _curve(scores, labels)
     p = jnp.maximum(tps[..., -1:], 1.0)
     n = jnp.maximum(fps[..., -1:], 1.0)
@@ -105,11 +121,13 @@ def _dilate(masks, radius: int):
     return (grown > 0.5).reshape(masks.shape)
 
 
+@functools.partial(jax.jit, static_argnames="tolerance_px")
 def pointing_game(maps, masks, tolerance_px: int = 0):
     """Does the map's maximum fall inside the mask (grown by ``tolerance_px``)? 1.0 or 0.0.
 
     With several maximal pixels, the share of them inside (a constant map: the mask's area).
     """
+    _check_order("pointing_game", maps, masks)
     maps = jnp.asarray(maps, jnp.float32)
     masks = jnp.asarray(masks).astype(bool)
     maps, masks = jnp.broadcast_arrays(maps, masks)
@@ -120,9 +138,10 @@ def pointing_game(maps, masks, tolerance_px: int = 0):
     return jnp.where(bad, jnp.nan, hits.astype(jnp.float32))
 
 
+@jax.jit
 def mass_accuracy(maps, masks):
     """Share of the map's absolute mass inside the mask (NaN for an all-zero map)."""
-    scores, labels, _ = _prepare(maps, masks)
+    scores, labels, _ = _prepare(maps, masks, "mass_accuracy")
     mass = jnp.abs(scores)
     total = pairwise_sum(mass)
     inside = pairwise_sum(jnp.where(labels, mass, 0.0))
@@ -130,6 +149,7 @@ def mass_accuracy(maps, masks):
     return _guard(value, scores, labels)
 
 
+@functools.partial(jax.jit, static_argnames=("threshold", "top_fraction"))
 def binarize(maps, *, threshold=None, top_fraction=None):
     """The map's pixels at or above ``threshold``, or its ``top_fraction`` highest pixels (ties
     at the cut included). Exactly one of the two."""
@@ -146,8 +166,10 @@ def binarize(maps, *, threshold=None, top_fraction=None):
     return maps >= cut[..., None, None]
 
 
+@functools.partial(jax.jit, static_argnames=("threshold", "top_fraction"))
 def iou(maps, masks, *, threshold=None, top_fraction=None):
     """Intersection over union of the binarized map and the mask (NaN if both are empty)."""
+    _check_order("iou", maps, masks)
     region = binarize(maps, threshold=threshold, top_fraction=top_fraction)
     masks = jnp.asarray(masks).astype(bool)
     inter = jnp.sum(region & masks, axis=(-2, -1))
@@ -156,8 +178,10 @@ def iou(maps, masks, *, threshold=None, top_fraction=None):
     return jnp.where(jnp.isnan(jnp.asarray(maps, jnp.float32)).any((-2, -1)), jnp.nan, value)
 
 
+@functools.partial(jax.jit, static_argnames=("threshold", "top_fraction"))
 def dice(maps, masks, *, threshold=None, top_fraction=None):
     """Dice coefficient 2|A and M| / (|A| + |M|) of the binarized map A and the mask M."""
+    _check_order("dice", maps, masks)
     region = binarize(maps, threshold=threshold, top_fraction=top_fraction)
     masks = jnp.asarray(masks).astype(bool)
     inter = jnp.sum(region & masks, axis=(-2, -1))

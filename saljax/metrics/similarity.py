@@ -1,10 +1,15 @@
 """Similarity between saliency maps: SSIM, Spearman and Pearson, batched over leading axes.
 
 All take maps [..., H, W] (any leading batch shape, broadcast against each other), compute in
-float32 and return float32 [...]. A NaN anywhere in a map makes its result NaN.
+float32 and return float32 [...]. A NaN anywhere in a map makes its result NaN. Each is jitted
+(options static), so a direct call runs compiled, not op by op.
 """
 from __future__ import annotations
 
+import functools
+import math
+
+import jax
 import jax.numpy as jnp
 
 from saljax.metrics.reduce import average_ranks, sorted_average_ranks, pairwise_mean, pairwise_sum
@@ -14,6 +19,7 @@ def _gaussian_kernel(sigma: float, truncate: float = 3.5):
     d = jnp.arange(-radius, radius + 1, dtype=jnp.float32)
     k = jnp.exp(-0.5 * (d / sigma) ** 2)
     return k / jnp.sum(k)
+
 
 def _filter_valid(x, kernel):
     """Separable correlation of [N, H, W] with a 1-D kernel of k taps, VALID (interior pixels
@@ -25,6 +31,9 @@ def _filter_valid(x, kernel):
     y = sum(kernel[i] * x[:, i:h - k + 1 + i, :] for i in range(k))
     return sum(kernel[i] * y[:, :, i:w - k + 1 + i] for i in range(k))
 
+
+@functools.partial(jax.jit, static_argnames=("data_range", "win_size", "gaussian_weights",
+                                             "sigma", "use_sample_covariance", "k1", "k2"))
 def ssim(a, b, *, data_range, win_size: int | None = 7, gaussian_weights: bool = False,
          sigma: float = 1.5, use_sample_covariance: bool = True, k1: float = 0.01,
          k2: float = 0.03):
@@ -39,6 +48,10 @@ def ssim(a, b, *, data_range, win_size: int | None = 7, gaussian_weights: bool =
     without it, which then assumed the float dtype range [-1, 1], i.e. ``data_range=2``: pass
     ``data_range=2.0`` to reproduce its numbers. Constant maps are defined (C1, C2 > 0).
     """
+    if not (isinstance(data_range, (int, float)) and math.isfinite(data_range)
+            and data_range > 0):
+        raise ValueError(f"ssim: data_range must be a positive number (the maps' value range, "
+                         f"e.g. 1.0 for maps in [0, 1]), got {data_range!r}")
     a = jnp.asarray(a, jnp.float32)
     b = jnp.asarray(b, jnp.float32)
     a, b = jnp.broadcast_arrays(a, b)
@@ -55,14 +68,19 @@ def ssim(a, b, *, data_range, win_size: int | None = 7, gaussian_weights: bool =
         raise ValueError(f"SSIM with a {win}x{win} window needs maps of at least {win}x{win}, "
                          f"got {h}x{w}")
     a2, b2 = a.reshape(-1, h, w), b.reshape(-1, h, w)
-    # the five local means in one filtering pass
-    ux, uy, uxx, uyy, uxy = jnp.split(
+    # Centred on each map's mean, the local (co)variances E[xy] - E[x]E[y] lose no digits to
+    # cancellation (a map against itself gives 1 exactly, a constant map too); the five local
+    # means in one filtering pass.
+    ma, mb = a2.mean((1, 2), keepdims=True), b2.mean((1, 2), keepdims=True)
+    a2, b2 = a2 - ma, b2 - mb
+    cx, cy, uxx, uyy, uxy = jnp.split(
         _filter_valid(jnp.concatenate([a2, b2, a2 * a2, b2 * b2, a2 * b2]), kernel), 5)
     np_ = win ** 2
     cov_norm = np_ / (np_ - 1) if use_sample_covariance else 1.0
-    vx = cov_norm * (uxx - ux * ux)
-    vy = cov_norm * (uyy - uy * uy)
-    vxy = cov_norm * (uxy - ux * uy)
+    vx = cov_norm * (uxx - cx * cx)
+    vy = cov_norm * (uyy - cy * cy)
+    vxy = cov_norm * (uxy - cx * cy)
+    ux, uy = cx + ma, cy + mb
     c1 = (k1 * data_range) ** 2
     c2 = (k2 * data_range) ** 2
     s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
@@ -80,12 +98,14 @@ def _flat(a, b):
     a, b = jnp.broadcast_arrays(jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32))
     return a.reshape(a.shape[:-2] + (-1,)), b.reshape(b.shape[:-2] + (-1,))
 
+@jax.jit
 def pearson(a, b):
     """Pearson correlation of the flattened maps (NaN if either map is constant)."""
     x, y = _flat(a, b)
     nan = jnp.isnan(x).any(-1) | jnp.isnan(y).any(-1)
     return jnp.where(nan, jnp.nan, _correlate(x, y))
 
+@functools.partial(jax.jit, static_argnames="absolute")
 def spearman(a, b, *, absolute: bool = False):
     """Spearman rank correlation of the flattened maps, ties given average ranks, equal to
     ``scipy.stats.spearmanr``. ``absolute=True`` ranks |a| and |b| (Adebayo et al.'s variant,

@@ -16,7 +16,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from saljax import files
-from saljax.models.init import variable_shapes
+from saljax.models.init import variable_shapes, variables_mismatch
 from saljax.parallel import orbax_processes
 from saljax.models.registry import create
 
@@ -41,11 +41,21 @@ def save(path: str, variables, *, name: str, width: float = 1.0, num_classes: in
 
 
 def describe(path: str) -> dict:
+    """The model description in ``path/model.json``; a missing or corrupt file is a clear
+    error naming it."""
     spec_path = os.path.join(path, "model.json")
     if not os.path.exists(spec_path):
         raise FileNotFoundError(f"{path}: no saved model (model.json missing)")
-    with open(spec_path) as f:
-        return json.load(f)
+    try:
+        with open(spec_path) as f:
+            spec = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointMismatch(f"{spec_path} is not a readable model description ({e})") from e
+    missing = [k for k in ("name", "width", "num_classes") if k not in spec]
+    if not isinstance(spec, dict) or missing:
+        raise CheckpointMismatch(f"{spec_path} lacks {', '.join(missing) or 'its fields'}")
+    spec.setdefault("metadata", {})
+    return spec
 
 
 def load(path: str, *, name: str | None = None, width: float | None = None,
@@ -63,19 +73,25 @@ def load(path: str, *, name: str | None = None, width: float | None = None,
     expected = variable_shapes(model)
     expected = {k: expected[k] for k in ("params", "batch_stats")}
     reader = ocp.StandardCheckpointer(multiprocessing_options=orbax_processes())
-    stored = reader.metadata(os.path.join(path, "variables"))
+    try:
+        stored = reader.metadata(os.path.join(path, "variables"))
+    except Exception as e:   # orbax raises several types for missing or truncated metadata
+        raise CheckpointMismatch(f"{path}/variables: cannot read the stored arrays' metadata "
+                                 f"({type(e).__name__}: {e})") from e
     stored = getattr(stored, "item_metadata", stored)
+    if stored is None:   # orbax logs an unreadable metadata file and returns nothing
+        raise CheckpointMismatch(f"{path}/variables: cannot read the stored arrays' metadata")
     want = {jax.tree_util.keystr(k): tuple(v.shape)
             for k, v in jax.tree_util.tree_flatten_with_path(expected)[0]}
     have = {jax.tree_util.keystr(k): tuple(v.shape)
             for k, v in jax.tree_util.tree_flatten_with_path(dict(stored))[0]}
-    missing = sorted(set(want) - set(have))
-    extra = sorted(set(have) - set(want))
-    wrong = sorted(k for k in set(want) & set(have) if want[k] != have[k])
-    if missing or extra or wrong:
-        detail = (f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}"
-                  if extra else f"{wrong[0]} has shape {have[wrong[0]]}, expected {want[wrong[0]]}")
+    detail = variables_mismatch(want, have)
+    if detail:
         raise CheckpointMismatch(f"{path}: the stored arrays do not fit {spec['name']} (width "
                                  f"{spec['width']}): {detail}")
-    variables = reader.restore(os.path.join(path, "variables"), expected)
+    try:
+        variables = reader.restore(os.path.join(path, "variables"), expected)
+    except Exception as e:   # truncated or missing array files
+        raise CheckpointMismatch(f"{path}/variables: cannot read the stored arrays "
+                                 f"({type(e).__name__}: {e})") from e
     return model, variables, spec

@@ -26,6 +26,46 @@ def variable_shapes(model, size: int | None = None):
     return jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, size, size, 3)))
 
 
+@functools.lru_cache(maxsize=32)
+def _expected(model) -> dict:
+    shapes = variable_shapes(model)
+    return {jax.tree_util.keystr(k): tuple(v.shape) for k, v in
+            jax.tree_util.tree_flatten_with_path({c: shapes[c] for c in ("params", "batch_stats")
+                                                  if c in shapes})[0]}
+
+
+def variables_mismatch(want: dict, have: dict) -> str | None:
+    """What differs between two ``{path: shape}`` trees (None when they agree)."""
+    missing = sorted(set(want) - set(have))
+    extra = sorted(set(have) - set(want))
+    wrong = sorted(k for k in set(want) & set(have) if tuple(want[k]) != tuple(have[k]))
+    if missing:
+        return f"missing {missing[:3]}" + (f" (and {len(missing) - 3} more)" if len(missing) > 3
+                                           else "")
+    if extra:
+        return f"unexpected {extra[:3]}" + (f" (and {len(extra) - 3} more)" if len(extra) > 3
+                                            else "")
+    if wrong:
+        return f"{wrong[0]} has shape {tuple(have[wrong[0]])}, expected {tuple(want[wrong[0]])}"
+    return None
+
+
+def check_variables(model, variables) -> None:
+    """A clear error when ``variables`` (``{"params", "batch_stats"}``) do not fit ``model``:
+    another architecture, width or number of classes (instead of a Flax scope error)."""
+    if not isinstance(variables, dict) or "params" not in variables:
+        raise ValueError("variables must be a dict with 'params' (and 'batch_stats'), got "
+                         f"{type(variables).__name__}")
+    have = {jax.tree_util.keystr(k): tuple(np.shape(v)) for k, v in
+            jax.tree_util.tree_flatten_with_path({c: variables[c] for c in ("params",
+                                                  "batch_stats") if c in variables})[0]}
+    problem = variables_mismatch(_expected(model), have)
+    if problem:
+        name = getattr(model, "name_in_registry", type(model).__name__)
+        raise ValueError(f"variables do not fit {name} (width {getattr(model, 'width', '?')}): "
+                         f"{problem}")
+
+
 def glorot_limit(shape) -> float:
     """Glorot-uniform bound of a conv (HWIO) or dense (IO) kernel."""
     receptive = math.prod(shape[:-2])

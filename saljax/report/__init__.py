@@ -20,21 +20,31 @@ __all__ = ["write", "compare", "markdown"]
 
 
 def write(workdir: str) -> str:
-    """Write ``figures/*.png`` and ``report.md`` into ``workdir``; returns the report's path."""
-    with open(os.path.join(workdir, "summary.json")) as f:
-        summary = json.load(f)
+    """Write ``figures/*.png`` and ``report.md`` into ``workdir``; returns the report's path.
+    A finished study's result files missing (a study still running, a partial copy) are an
+    error naming them."""
+    need = ["summary.json", "agreement.csv", "examples.npz"]
+    if os.path.exists(os.path.join(workdir, "summary.json")):
+        with open(os.path.join(workdir, "summary.json")) as f:
+            summary = json.load(f)
+        if not summary["study"].get("utility_skipped"):
+            need.append("utility.csv")
+    missing = [n for n in need if not os.path.exists(os.path.join(workdir, n))]
+    if missing:
+        raise FileNotFoundError(f"{workdir} is not a finished study: no {', '.join(missing)} "
+                                "(run or resume saljax study there first)")
     figs = os.path.join(workdir, "figures")
     os.makedirs(figs, exist_ok=True)
     cascading_figure(summary, os.path.join(figs, "cascading.png"))
     agreement_figure(read_csv(os.path.join(workdir, "agreement.csv")),
                      os.path.join(figs, "agreement.png"))
-    utility_figure(read_csv(os.path.join(workdir, "utility.csv")),
-                   os.path.join(figs, "utility.png"))
+    if not summary["study"].get("utility_skipped"):
+        utility_figure(read_csv(os.path.join(workdir, "utility.csv")),
+                       os.path.join(figs, "utility.png"))
     if summary.get("known_truth"):
         shortcut_figure(summary["known_truth"], os.path.join(figs, "shortcut.png"))
         road_figure(summary["known_truth"], os.path.join(figs, "road.png"))
-    if os.path.exists(os.path.join(workdir, "examples.npz")):
-        examples_figure(os.path.join(workdir, "examples.npz"), os.path.join(figs, "examples.png"))
+    examples_figure(os.path.join(workdir, "examples.npz"), os.path.join(figs, "examples.png"))
     path = os.path.join(workdir, "report.md")
     files.write_text(path, markdown(summary))
     return path

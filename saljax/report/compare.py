@@ -41,17 +41,22 @@ def _baseline_ssim(summary):
 
 def criteria(summary) -> dict:
     """``{method: {criterion: (verdict, text)}}`` for the four criteria (module docstring)."""
-    base_auprc = summary["baselines"]["utility"]["average_mask"]["auprc"]["mean"]
+    skipped = summary["study"].get("utility_skipped")
+    base_auprc = (None if skipped else
+                  summary["baselines"]["utility"]["average_mask"]["auprc"]["mean"])
     base_ssim = _baseline_ssim(summary)
     out = {}
     for m in methods_of(summary):
         e = summary[m]
-        a = e["utility"]["auprc_mean"]["trained"]
         r = e["randomization"]
         lowest = min(r["cascading_ssim_mean"][1:]) if len(r["cascading_ssim_mean"]) > 1 else None
-        cells = {"utility": ("pass" if a > base_auprc else "fail",
-                             f"{fmt(a)} vs {fmt(base_auprc)}"),
-                 "randomization": (r["verdict"], f"{fmt(lowest)} vs {fmt(r['pass_line'])}")}
+        if skipped:
+            cells = {"utility": ("n/a", "skipped")}
+        else:
+            a = e["utility"]["auprc_mean"]["trained"]
+            cells = {"utility": ("pass" if a > base_auprc else "fail",
+                                 f"{fmt(a)} vs {fmt(base_auprc)}")}
+        cells["randomization"] = (r["verdict"], f"{fmt(lowest)} vs {fmt(r['pass_line'])}")
         for crit in ("repeatability", "reproducibility"):
             v = e[crit]["ssim_mean"]
             if v is None or base_ssim is None:
@@ -85,6 +90,10 @@ def utility_figure(studies, path):
     fig, axes = _panels(len(studies))
     for ax, s in zip(axes, studies):
         methods = methods_of(s["summary"])
+        if s["summary"]["study"].get("utility_skipped"):
+            ax.text(0.5, 0.5, "utility skipped:\nno lesion masks", ha="center", va="center")
+            ax.set_title(s["name"], fontsize=9)
+            continue
         data = [[float(r["auprc"]) for r in s["utility"] if r["method"] == m
                  and r["state"] == "trained" and r["auprc"] not in ("nan", "")] for m in methods]
         ax.boxplot([d if d else [np.nan] for d in data], showfliers=False)

@@ -165,7 +165,8 @@ def examples_figure(path_npz, path):
             ax = axes[i, j]
             ax.imshow(image, cmap="gray")
             ax.imshow(maps[i, j], cmap="inferno", alpha=0.55, vmin=0, vmax=1)
-            ax.contour(mask.astype(float), levels=[0.5], colors="cyan", linewidths=0.6)
+            if mask.any():
+                ax.contour(mask.astype(float), levels=[0.5], colors="cyan", linewidths=0.6)
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:

@@ -31,14 +31,15 @@ def _summary_section(summary, methods) -> list[str]:
              "|---|---|---|---|---|---|---|---|---|"]
     for m in methods:
         e = summary[m]
-        u, r = e["utility"], e["randomization"]
-        lines.append(f"| {m} | {fmt(u['auprc_mean']['trained'])} | "
-                     f"{fmt(u['auprc_mean']['randomized'])} | "
+        u, r = e["utility"].get("auprc_mean", {}), e["randomization"]
+        lines.append(f"| {m} | {fmt(u.get('trained'))} | {fmt(u.get('randomized'))} | "
                      f"{fmt(r['cascading_ssim_mean'][-1])} | {fmt(r['pass_line'])} | "
                      f"{_first_below(r)} | {r['verdict']} | "
                      f"{fmt(e['repeatability']['ssim_mean'])} | "
                      f"{fmt(e['reproducibility']['ssim_mean'])} |")
     b = summary["baselines"]
+    if not b["utility"]:
+        return lines + ["", f"Localization utility was skipped: {s['utility_skipped']}."]
     lines += ["", "Baselines: average-mask AUPRC "
               f"{fmt(b['utility']['average_mask']['auprc']['mean'])}"]
     segs = [k for k in b["utility"] if k.startswith("unet")]
@@ -53,6 +54,9 @@ def _summary_section(summary, methods) -> list[str]:
 
 
 def _utility_section(summary, methods) -> list[str]:
+    if summary["study"].get("utility_skipped"):
+        return ["", "## Localization utility", "",
+                f"Skipped: {summary['study']['utility_skipped']}."]
     lines = ["", "## Localization utility", "", "![utility](figures/utility.png)", "",
              "| method | AUPRC trained (95% CI) | average precision | pointing game | "
              "mass accuracy | Wilcoxon p vs average mask |", "|---|---|---|---|---|---|"]

@@ -19,12 +19,16 @@ import numpy as np
 from jax import lax
 from jax.sharding import PartitionSpec as P
 
+from saljax.models import check_variables
 from saljax.parallel import AXIS, batch_sharding, replicated, shard
 from saljax.saliency import xrai as xr
 from saljax.saliency.method import BlockGradient, InputGradient, Method
 from saljax.saliency.methods import METHODS
 from saljax.saliency.passes import Passes, plan_key, predicted
 from saljax.saliency.streams import DEFAULT_MAX_BATCH
+
+
+INPUT_BOUND = 3.0   # |model input| beyond this: pixel values, not model inputs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +53,8 @@ class Explainer:
                  mesh=None):
         if not specs:
             raise ValueError("no saliency method requested")
+        if isinstance(max_batch, bool) or int(max_batch) != max_batch or max_batch < 1:
+            raise ValueError(f"max_batch must be a positive integer, got {max_batch!r}")
         labels = [s.label for s in specs]
         if len(set(labels)) != len(labels):
             raise ValueError(f"duplicate labels in {labels}")
@@ -90,13 +96,22 @@ class Explainer:
                 for s in self.specs}
 
     # ------------------------------------------------------------------ the checked entry point
-    def check(self, images, targets, key):
+    def check(self, variables, images, targets, key):
         """Clear errors for inputs the maps would silently be wrong for."""
         images = np.asarray(images) if not isinstance(images, jax.Array) else images
         if images.ndim != 4:
             raise ValueError(f"images must be [B, H, W, C], got shape {tuple(images.shape)}")
+        if not jnp.issubdtype(images.dtype, jnp.floating):
+            raise ValueError(f"images must be float model inputs, got {images.dtype}: scale "
+                             "pixels first (saljax.data.to_model_input maps uint8 to [-1, 1])")
         if not bool(jnp.all(jnp.isfinite(images))):
             raise ValueError("images contain NaN or infinite values")
+        lo, hi = float(jnp.min(images)), float(jnp.max(images))
+        if max(-lo, hi) > INPUT_BOUND:
+            raise ValueError(f"images range over [{lo:g}, {hi:g}]: model inputs lie in [-1, 1] "
+                             "(ImageNet-normalized ones within +-3); these look like 0..255 "
+                             "pixel values (saljax.data.to_model_input scales them)")
+        check_variables(self.model, variables)
         if targets is not None:
             t = np.asarray(targets)
             if t.shape != (images.shape[0],):
@@ -115,7 +130,7 @@ class Explainer:
                 s.method.check_images(s.hparams, tuple(images.shape))
 
     def __call__(self, variables, images, targets=None, *, key=None, segments=None) -> dict:
-        self.check(images, targets, key)
+        self.check(variables, images, targets, key)
         if self.needs_segments and segments is None:
             segments = xr.segments(np.asarray(images))
         if targets is not None:

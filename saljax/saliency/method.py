@@ -19,6 +19,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Hashable, Mapping
 
+import numpy as np
+
 Check = Callable[[str, Any, Any], Any]   # (name, value, model) -> value, or raise ValueError
 
 
@@ -69,14 +71,51 @@ def nonnegative(default: float) -> Param:
     return Param(default, _nonnegative)
 
 
+def _flag(name, value, model):
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _percent(name, value, model):
+    if not (isinstance(value, (int, float)) and 0 < value <= 100):
+        raise ValueError(f"{name} must be a percentile in (0, 100], got {value!r}")
+    return float(value)
+
+
+def _finite(name, value, model):
+    a = np.asarray(value)
+    if not np.issubdtype(a.dtype, np.number) or not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} must be a finite number (or array), got {value!r}")
+    return value
+
+
+def _fraction(name, value, model):
+    if not (isinstance(value, (int, float)) and 0 < value <= 1):
+        raise ValueError(f"{name} must be in (0, 1], got {value!r}")
+    return float(value)
+
+
+def flag(default: bool) -> Param:
+    return Param(default, _flag)
+
+
+def percent(default: float) -> Param:
+    return Param(default, _percent)
+
+
+def finite(default) -> Param:
+    """A finite number, or an array of them (a baseline image)."""
+    return Param(default, _finite)
+
+
+def fraction(default: float) -> Param:
+    return Param(default, _fraction)
+
+
 def block() -> Param:
     """A named block of the model; ``None`` is the model's ``default_cam_block``."""
     return Param(None, _block)
-
-
-def value(default: Any) -> Param:
-    """Any value (checked where it is used, e.g. a baseline against the images' shape)."""
-    return Param(default)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,12 +12,14 @@ chunk c, the arrays ``atom_id_c``, ``membership_c`` and ``sizes_c`` of its ``Seg
 """
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -44,10 +46,25 @@ def chunked(images, chunk: int, progress: bool = False) -> list:
                           disable=not progress, mininterval=2.0)]
 
 
+_LIVE: set = set()
+
+
+def close_all() -> None:
+    """Stop every worker this process started and remove their temporary folders (on exit,
+    on an error, on Ctrl-C)."""
+    for process in list(_LIVE):
+        process.close()
+
+
+atexit.register(close_all)
+
+
 class SegmentsProcess:
     """The XRAI segments of model inputs [N, H, W, C] (N a multiple of ``chunk``), computed by a
     worker process started here; :meth:`result` waits for them. If the worker fails, ``result``
-    computes them in this process, with a warning naming the worker's error."""
+    computes them in this process, with a warning naming the worker's error. :meth:`close` (or
+    :func:`close_all`, also run at exit) stops the worker and removes its temporary folder; a
+    worker whose parent died stops by itself."""
 
     def __init__(self, images, chunk: int, progress: bool = True):
         self.images, self.chunk, self.progress = np.asarray(images, np.float32), chunk, progress
@@ -60,6 +77,16 @@ class SegmentsProcess:
             [sys.executable, "-m", "saljax.saliency.segment_worker", src, self._dst, str(chunk)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._lock, self._done = threading.Lock(), None
+        _LIVE.add(self)
+
+    def close(self) -> None:
+        if self._worker.poll() is None:
+            self._worker.kill()
+            self._worker.wait()
+        if self._worker.stderr is not None:
+            self._worker.stderr.close()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+        _LIVE.discard(self)
 
     def result(self) -> list:
         """``[Segments]`` per chunk, padded to one shape (one compiled XRAI program)."""
@@ -75,15 +102,29 @@ class SegmentsProcess:
                     warnings.warn(f"the XRAI segments worker failed ({why}); computing the "
                                   "segments in this process")
                     segments = chunked(self.images, self.chunk, self.progress)
-                shutil.rmtree(self._tmp, ignore_errors=True)
+                self.close()
                 k = max(seg.membership.shape[1] for seg in segments)
                 a = max(seg.membership.shape[2] for seg in segments)
                 self._done = [pad_segments(seg, k, a) for seg in segments]
             return self._done
 
 
+def _exit_with_parent(tmp: str) -> None:
+    """Stop (and remove the parent's temporary folder) when the parent process is gone: a
+    killed study leaves no worker running."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        shutil.rmtree(tmp, ignore_errors=True)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main(argv) -> int:
     src, dst, chunk = argv[0], argv[1], int(argv[2])
+    _exit_with_parent(os.path.dirname(src))
     out = {}
     for c, seg in enumerate(chunked(np.load(src, allow_pickle=False), chunk)):
         out.update({f"atom_id_{c}": seg.atom_id, f"membership_{c}": seg.membership,

@@ -1,7 +1,7 @@
 """The trustworthiness study: utility, randomization, repeatability and reproducibility of
-saliency maps, as a row of resumable stages. ``run(config, workdir)``; see ``study.run``."""
+saliency maps, as a row of resumable stages. ``run(config, workdir)``; see ``saljax.study.stages``."""
 from saljax.protocol import default_config
-from saljax.study.run import run
+from saljax.study.stages import run
 from saljax.study.runner import ConfigChanged
 
 __all__ = ["run", "default_config", "ConfigChanged"]

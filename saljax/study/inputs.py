@@ -27,6 +27,7 @@ class StudyImages:
     pixels: np.ndarray
     masks: np.ndarray
     markers: np.ndarray | None = None
+    has_masks: bool = True      # False: a dataset without lesion masks or boxes
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -140,33 +141,41 @@ def build_shortcut_data(config, workdir: str) -> str | None:
 
 
 def study_images(splits, config) -> StudyImages:
-    """The test split's positives with a non-empty mask, in the study's order (:func:`order`),
-    the first ``utility_images`` when that is > 0."""
+    """The test split's positives with a non-empty mask (every positive when the dataset has
+    no masks or boxes at all), in the study's order (:func:`order`), the first
+    ``utility_images`` when that is > 0."""
     with_markers = "marker_mask" in splits["test"][0]
     keys = ("id", "image", "label", "mask") + (("marker_mask",) if with_markers else ())
     batches = sd.evaluation_batches(splits["test"], 64, keys=keys)
-    ids, pixels, masks, markers = [], [], [], []
+    ids, pixels, masks, markers, lesion = [], [], [], [], []
     for i in range(len(batches)):
         b = batches[i]
-        keep = (b["label"] == 1) & (b["mask"].reshape(len(b["mask"]), -1).max(-1) > 0)
+        keep = b["label"] == 1
         ids += [x.decode() if isinstance(x, bytes) else str(x) for x in b["id"][keep]]
         pixels.append(b["image"][keep])
         masks.append(b["mask"][keep].astype(bool))
+        lesion.append(masks[-1].reshape(len(masks[-1]), -1).any(-1))
         if with_markers:
             markers.append(b["marker_mask"][keep].astype(bool))
-    pixels, masks = np.concatenate(pixels), np.concatenate(masks)
+    pixels, masks, lesion = np.concatenate(pixels), np.concatenate(masks), np.concatenate(lesion)
+    has_masks = bool(lesion.any())   # else: no ground truth; every positive, utility skipped
+    keep = lesion if has_masks else np.ones(len(ids), bool)
+    ids = [i for i, k in zip(ids, keep) if k]
+    pixels, masks = pixels[keep], masks[keep]
+    markers = [np.concatenate(markers)[keep]] if with_markers else []
     idx = order(ids, config)
     if config.utility_images > 0:
         idx = idx[:config.utility_images]
     ids, pixels, masks = [ids[k] for k in idx], pixels[idx], masks[idx]
     if len(ids) < 2:
-        raise ValueError(f"the test split has {len(ids)} positive images with a lesion mask; "
-                         "the study needs at least 2")
+        raise ValueError(f"the test split has {len(ids)} positive images"
+                         + (" with a lesion mask" if has_masks else "")
+                         + "; the study needs at least 2")
     return StudyImages(tuple(ids), pixels, masks,
-                       np.concatenate(markers)[idx] if with_markers else None)
+                       markers[0][idx] if with_markers else None, has_masks)
 
 
 def prepare(config, data_path: str) -> Inputs:
     """The inputs of a study over the dataset built at ``data_path``."""
-    splits = sd.open_splits(data_path)
+    splits = sd.open_splits(data_path, need=("train", "val", "test"))
     return Inputs(data_path, splits, study_images(splits, config))

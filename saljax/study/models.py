@@ -105,11 +105,13 @@ def _loaded(spec) -> list:
     return out
 
 
-def lineup(config, data_path: str, workdir: str, shortcut_data: str | None = None) -> Lineup:
+def lineup(config, data_path: str, workdir: str, shortcut_data: str | None = None,
+           segmentation: bool = True) -> Lineup:
     """Every model of ``config.models`` (one entry per architecture: name, width, seeds, and
     optionally ``paths`` of saved models or ``train`` overrides), the first architecture's
     variants (``permuted_label_seeds``; ``known_truth.shortcut_seeds``, trained on
-    ``shortcut_data``) and the segmentation U-Nets."""
+    ``shortcut_data``) and, with ``segmentation`` (a dataset with lesion masks), the
+    segmentation U-Nets."""
     names = [spec["name"] for spec in config.models]
     if len(set(names)) != len(names):
         raise ValueError(f"models lists an architecture twice ({names}): give one entry per "
@@ -133,8 +135,6 @@ def lineup(config, data_path: str, workdir: str, shortcut_data: str | None = Non
             tc = _train_config(config, spec,
                                shortcut_data if variant == "shortcut" else data_path)
             tc.label_randomization = tc.label_randomization or variant == "permuted"
-            if tc.init_from:
-                classifier.initial_weights(tc)   # a missing file fails before any training
             to_train[family] = (tc, train_dir)
         classifiers += [TrainedClassifier(f"{family}_seed{s}", name, p, variant=variant)
                         for s, p in zip(spec["seeds"], dirs)]
@@ -142,6 +142,6 @@ def lineup(config, data_path: str, workdir: str, shortcut_data: str | None = Non
     if len(set(ids)) != len(ids):
         raise ValueError(f"two models share an id: {ids}")
     segmenters = [os.path.join(workdir, "models", f"unet_seed{s}")
-                  for s in config.segmentation.seeds]
+                  for s in (config.segmentation.seeds if segmentation else ())]
     missing = not all(os.path.exists(os.path.join(p, "model.json")) for p in segmenters)
     return Lineup(classifiers, segmenters, to_train, missing)

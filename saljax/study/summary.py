@@ -36,19 +36,24 @@ def build(config, classifiers, methods, utility_results, randomization_results,
         full_ids = [m.id for m in classifiers
                     if m.arch == primary or config.randomize_every_architecture]
         seg = agreement_results.baseline_ssim()
+        skipped = None if utility_results is not None else (
+            "the dataset has no lesion masks or boxes: there is nothing to localize")
         out = {"study": {"dataset": config.dataset, "size": config.size,
+                         "utility_skipped": skipped,
                          "images_utility": n_util, "images_eval": n_eval,
                          "primary_architecture": primary, "methods": list(methods),
                          "protocol": protocol_of(config),
                          "models": [dataclasses.asdict(m) for m in classifiers],
                          "verdict_rule": VERDICT_RULE},
-               "baselines": {"utility": utility.summarize_baselines(utility_results, boot),
+               "baselines": {"utility": (utility.summarize_baselines(utility_results, boot)
+                                         if utility_results is not None else None),
                              "segmentation_repeatability": (statistics.summarize(seg, **boot)
                                                             if seg is not None else None)}}
         names = sm.block_names(sm.create(primary))
         for method in methods:
             out[method] = {
-                "utility": utility.summarize(utility_results, method, full_ids, boot),
+                "utility": (utility.summarize(utility_results, method, full_ids, boot)
+                            if utility_results is not None else {"skipped": skipped}),
                 "randomization": randomization.summarize(randomization_results, method,
                                                          primary_models, names, boot,
                                                          config.pass_line_models),

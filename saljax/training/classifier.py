@@ -189,7 +189,7 @@ def train(config, workdir: str, *, mesh=None, splits=None, progress: bool = True
     """
     model = _model(config)
     mesh = mesh or data_mesh()
-    splits = splits or sd.open_splits(config.data_path)
+    splits = splits or sd.open_splits(config.data_path, need=("train", "val"))
     train_src, val_src = splits["train"], splits["val"]
     batches = replicate_batches(config, train_src, shard=not is_process_local(mesh))
     if config.class_weighting:

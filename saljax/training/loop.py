@@ -68,6 +68,7 @@ def _checkpoints(checkpoint_dir: str, mesh):
     os.makedirs(checkpoint_dir, exist_ok=True)   # orbax creates none for a subset of processes
     local = is_process_local(mesh)
     options = ocp.CheckpointManagerOptions(max_to_keep=2, create=False,
+                                           cleanup_tmp_directories=True,   # after a kill
                                            multiprocessing_options=orbax_processes(local))
     manager = ocp.CheckpointManager(checkpoint_dir, options=options)
     if local and jax.process_count() > 1:

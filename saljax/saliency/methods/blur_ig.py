@@ -10,7 +10,7 @@ import numpy as np
 
 from saljax.saliency import blur
 from saljax.saliency.augment import Items
-from saljax.saliency.method import Method, count, nonnegative, value
+from saljax.saliency.method import Method, count, flag, nonnegative
 from saljax.saliency.streams import Stream
 
 
@@ -50,7 +50,7 @@ def plan(hp):
 METHOD = Method(
     name="blur_ig",
     hparams={"max_sigma": nonnegative(50.0), "steps": count(100),
-             "grad_step": nonnegative(0.01), "sqrt": value(False)},
+             "grad_step": nonnegative(0.01), "sqrt": flag(False)},
     plan=plan,
     finish=lambda passes, hp: passes.plan(plan(hp)),
 )

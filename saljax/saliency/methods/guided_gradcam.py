@@ -4,7 +4,7 @@ study computed it: grayscale(Guided Backprop) x grayscale(GradCAM), then min-max
 maps are then already visualized)."""
 from saljax.saliency import cam
 from saljax.saliency.guided import guided_relu
-from saljax.saliency.method import BlockGradient, InputGradient, Method, block, one_of, value
+from saljax.saliency.method import BlockGradient, InputGradient, Method, block, one_of, percent
 from saljax.saliency.visualize import grayscale, minmax
 
 
@@ -18,7 +18,7 @@ def finish(passes, hp):
 
 METHOD = Method(
     name="guided_gradcam",
-    hparams={"block": block(), "percentile": value(99.0), "resize": one_of("skimage", "tf1"),
+    hparams={"block": block(), "percentile": percent(99.0), "resize": one_of("skimage", "tf1"),
              "cam_grayscale": one_of(False, True)},
     gradients=(BlockGradient(), InputGradient(guided_relu)),
     finish=finish,

@@ -2,7 +2,7 @@
 ``x_steps`` points of the straight path from ``baseline`` (a scalar, [H, W, C] or
 [B, H, W, C]) to the image, times (image - baseline), [B, H, W, C]."""
 from saljax.saliency.augment import Path
-from saljax.saliency.method import Method, count, value
+from saljax.saliency.method import Method, count, finite
 
 
 def plan(hp):
@@ -11,7 +11,7 @@ def plan(hp):
 
 METHOD = Method(
     name="integrated_gradients",
-    hparams={"x_steps": count(25), "baseline": value(0.0)},
+    hparams={"x_steps": count(25), "baseline": finite(0.0)},
     plan=plan,
     finish=lambda passes, hp: passes.plan(plan(hp)),
 )

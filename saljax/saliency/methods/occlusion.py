@@ -7,7 +7,7 @@ import math
 import jax.numpy as jnp
 
 from saljax.saliency import occlusion as occ
-from saljax.saliency.method import Method, count, one_of, value
+from saljax.saliency.method import Method, count, finite, one_of
 from saljax.saliency.passes import logits_fn
 from saljax.saliency.streams import map_over_passes
 
@@ -34,7 +34,7 @@ def finish(passes, hp):
 
 METHOD = Method(
     name="occlusion",
-    hparams={"size": count(15), "value": value(0.0), "stride": count(1),
+    hparams={"size": count(15), "value": finite(0.0), "stride": count(1),
              "fill": one_of("constant", "blur")},
     finish=finish,
     own_passes=lambda hp, shape: 1 + math.prod(occ.positions(*shape[:2], hp["size"],

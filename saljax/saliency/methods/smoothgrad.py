@@ -1,7 +1,7 @@
 """SmoothGrad (Smilkov et al., 2017; PAIR's ``GetSmoothedMask``): the mean squared gradient
 (``magnitude``) or the mean gradient over ``nsamples`` noisy copies, [B, H, W, C]."""
 from saljax.saliency.augment import Gradient, Noise
-from saljax.saliency.method import Method, count, nonnegative, value
+from saljax.saliency.method import Method, count, flag, nonnegative
 
 
 def plan(hp):
@@ -15,7 +15,7 @@ def finish(passes, hp):
 
 METHOD = Method(
     name="smoothgrad",
-    hparams={"stdev_spread": nonnegative(0.15), "nsamples": count(25), "magnitude": value(True)},
+    hparams={"stdev_spread": nonnegative(0.15), "nsamples": count(25), "magnitude": flag(True)},
     plan=plan,
     finish=finish,
     stochastic=True,

@@ -2,7 +2,7 @@
 of ``nsamples`` noisy copies of the image (each path ends at its noisy copy), then the mean of
 their squares (``magnitude``) or of the maps, [B, H, W, C]."""
 from saljax.saliency.augment import Noise, Path
-from saljax.saliency.method import Method, count, nonnegative, value
+from saljax.saliency.method import Method, count, finite, flag, nonnegative
 
 
 def plan(hp):
@@ -16,8 +16,8 @@ def finish(passes, hp):
 
 METHOD = Method(
     name="smoothgrad_ig",
-    hparams={"stdev_spread": nonnegative(0.15), "nsamples": count(25), "magnitude": value(True),
-             "x_steps": count(25), "baseline": value(0.0)},
+    hparams={"stdev_spread": nonnegative(0.15), "nsamples": count(25), "magnitude": flag(True),
+             "x_steps": count(25), "baseline": finite(0.0)},
     plan=plan,
     finish=finish,
     stochastic=True,

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from saljax.saliency import xrai
 from saljax.saliency.augment import Items, path_stream
-from saljax.saliency.method import Method, count, value
+from saljax.saliency.method import Method, count, fraction, nonnegative
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +54,8 @@ def finish(passes, hp):
 
 METHOD = Method(
     name="xrai",
-    hparams={"steps": count(100), "area_threshold": value(1.0), "min_pixel_diff": value(50)},
+    hparams={"steps": count(100), "area_threshold": fraction(1.0),
+             "min_pixel_diff": nonnegative(50)},
     plan=plan,
     finish=finish,
     spatial=True,

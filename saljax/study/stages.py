@@ -27,8 +27,8 @@ from saljax.data import to_model_input
 from saljax.parallel import data_mesh
 from saljax.protocol import method_hparams
 from saljax.saliency.segment_worker import SegmentsProcess
-from saljax.study import (agreement, inputs, known_truth, label_randomization, maps, models,
-                          randomization, summary, utility)
+from saljax.study import (agreement, check, inputs, known_truth, label_randomization, maps,
+                          models, randomization, summary, utility)
 from saljax.study.hosts import Hosts
 from saljax.study.runner import guard_config
 
@@ -37,28 +37,64 @@ def run(config, workdir: str, *, progress: bool = True) -> dict | None:
     """Run (or resume) the study of ``config`` in ``workdir``; returns the summary (None on
     processes other than 0 of a multi-process run, see :class:`~saljax.study.hosts.Hosts`)."""
     hosts = Hosts.join()
+    check.config(config, workdir)          # every config error before any work
     progress = progress and hosts.writer
     mesh = data_mesh(jax.local_devices())
     if not hosts.writer:
         hosts.wait_for([os.path.join(workdir, "config.json")], "config")
     guard_config(workdir, config.to_json_best_effort(sort_keys=True))
-    published = os.path.join(workdir, "models.json")
-    if config.known_truth.enabled and config.dataset != "synthetic_cxr":
-        raise ValueError("known_truth needs the synthetic data (dataset synthetic_cxr): only "
-                         "there are the lesion and the marker known to the pixel")
-    if hosts.writer:
-        data_path = inputs.build_data(config, workdir)
-        shortcut_path = inputs.build_shortcut_data(config, workdir)
-    else:
-        hosts.wait_for([published], "trained models")
-        data_path, shortcut_path = (files.read_json(published)[k]
-                                    for k in ("data_path", "shortcut_data_path"))
+    data_path, shortcut_path = _datasets(config, workdir, hosts)
 
     data = inputs.prepare(config, data_path)                                   # 1. inputs
-    segments = xrai_segments(config, data.images, progress)
-    lineup = models.lineup(config, data.data_path, workdir, shortcut_path)     # 2. models
+    lineup = models.lineup(config, data.data_path, workdir, shortcut_path,     # 2. models
+                           segmentation=data.images.has_masks)
     plan = maps.schedule(config, lineup.classifiers, len(data.images), workdir,  # 3. maps
                          hosts.share)
+    segments = xrai_segments(config, plan, data.images, progress)
+    try:
+        trained = _train_and_map(config, workdir, hosts, mesh, data, lineup, plan, segments,
+                                 shortcut_path, progress)
+    finally:
+        if segments is not None:
+            segments.close()
+    done = f"saljax study {os.path.abspath(workdir)}"
+    if not hosts.writer:
+        hosts.leave_together(done)
+        return None
+    hosts.wait_for(plan.paths, "map units of the other processes")
+    result = evaluate(config, trained, lineup.segmenters, plan, data, workdir, progress,
+                      shortcut_path)                                         # 4. criteria, 5.
+    hosts.leave_together(done)
+    return result
+
+
+def _datasets(config, workdir: str, hosts) -> tuple:
+    """The built dataset and the shortcut arm's (or None): built by process 0, read by the
+    others from its models.json."""
+    if hosts.writer:
+        return inputs.build_data(config, workdir), inputs.build_shortcut_data(config, workdir)
+    published = os.path.join(workdir, "models.json")
+    hosts.wait_for([published], "trained models")
+    info = files.read_json(published)
+    return tuple(_resolve(workdir, info[k]) for k in ("data_path", "shortcut_data_path"))
+
+
+def _relative(workdir: str, path):
+    """A path inside the workdir relative to it (workdirs can move), others absolute."""
+    if path is None:
+        return None
+    rel = os.path.relpath(os.path.abspath(path), os.path.abspath(workdir))
+    return os.path.abspath(path) if rel.startswith(os.pardir) else rel
+
+
+def _resolve(workdir: str, path):
+    return None if path is None else os.path.join(workdir, path)
+
+
+def _train_and_map(config, workdir, hosts, mesh, data, lineup, plan, segments, shortcut_path,
+                   progress) -> list:
+    """Each model family's training, then its map units (beside the U-Nets' training), and
+    models.json; returns the classifiers with their validation AUCs."""
     chunks = data.images.chunks(config.chunk)
     mapping = {family: functools.partial(maps.compute, plan, family, config, chunks, segments,
                                          mesh=mesh if mesh.devices.size > 1 else None,
@@ -71,21 +107,15 @@ def run(config, workdir: str, *, progress: bool = True) -> dict | None:
 
     def publish():
         trained.extend(m.with_val_auc() for m in lineup.classifiers)
-        files.write_json(published, {"data_path": data.data_path,
-                                     "shortcut_data_path": shortcut_path,
-                                     "models": [dataclasses.asdict(m) for m in trained],
-                                     "segmenters": lineup.segmenters})
+        files.write_json(os.path.join(workdir, "models.json"), {
+            "data_path": _relative(workdir, data.data_path),
+            "shortcut_data_path": _relative(workdir, shortcut_path),
+            "models": [{**dataclasses.asdict(m), "path": _relative(workdir, m.path)}
+                       for m in trained],
+            "segmenters": [_relative(workdir, p) for p in lineup.segmenters]})
 
     hosts.train_then_map(training, mapping, [unets], publish)
-    done = f"saljax study {os.path.abspath(workdir)}"
-    if not hosts.writer:
-        hosts.leave_together(done)
-        return None
-    hosts.wait_for(plan.paths, "map units of the other processes")
-    result = evaluate(config, trained, lineup.segmenters, plan, data, workdir, progress,
-                      shortcut_path)
-    hosts.leave_together(done)
-    return result
+    return trained
 
 
 def known_truth_stage(config, models, store, methods, data, workdir: str, progress: bool,
@@ -105,11 +135,13 @@ def known_truth_stage(config, models, store, methods, data, workdir: str, progre
     return known_truth.summarize(results, dict(n_boot=config.bootstrap, seed=config.seed))
 
 
-def xrai_segments(config, images, progress: bool):
+def xrai_segments(config, plan, images, progress: bool):
     """XRAI's segments of the study images, computed by a worker process meanwhile (once per
-    image, shared by every model and setting), or None when no method needs them."""
-    if not any(ss.METHODS[hp.get("method", m)].needs_segments
-               for m, hp in method_hparams(config).items()):
+    image, shared by every model and setting), or None when no missing unit needs them."""
+    labels = [m for m, hp in method_hparams(config).items()
+              if ss.METHODS[hp.get("method", m)].needs_segments]
+    if not any(os.sep + label + os.sep in p and not os.path.exists(p)
+               for label in labels for p in plan.paths):
         return None
     return SegmentsProcess(to_model_input(images.chunks(config.chunk)), config.chunk, progress)
 
@@ -128,14 +160,15 @@ def evaluate(config, models, segmenters, plan, data, workdir: str, progress: boo
              for m in full}
     seg_maps = maps.segmenter_maps(segmenters, data.images.pixels)
     ssim = dict(config.ssim)
-    util = utility.evaluate(store, full, methods, final, data.images, data.training_masks(),
-                            seg_maps, progress)
+    util = (utility.evaluate(store, full, methods, final, data.images, data.training_masks(),
+                             seg_maps, progress) if data.images.has_masks else None)
     rand = randomization.evaluate(store, full, methods, plan.settings, n_eval, ids, ssim,
                                   config.random_pairs, config.seed,
                                   config.random_pairs_per_image, progress)
     agree = agreement.evaluate(store, classifiers, methods, n_eval, ids, seg_maps, ssim,
                                config.agreement_pairs)
-    files.write_csv(os.path.join(workdir, "utility.csv"), util.rows())
+    if util is not None:
+        files.write_csv(os.path.join(workdir, "utility.csv"), util.rows())
     files.write_csv(os.path.join(workdir, "randomization.csv"), rand.rows())
     files.write_csv(os.path.join(workdir, "pass_lines.csv"), rand.line_rows())
     files.write_csv(os.path.join(workdir, "agreement.csv"), agree.rows())
@@ -144,8 +177,8 @@ def evaluate(config, models, segmenters, plan, data, workdir: str, progress: boo
         labels = label_randomization.evaluate(store, classifiers, permuted, methods, n_eval, ids,
                                               ssim)
         files.write_csv(os.path.join(workdir, "label_randomization.csv"), labels.rows())
-    result = summary.build(config, classifiers, methods, util, rand, agree, n_util, n_eval,
-                           labels)
+    portable = [dataclasses.replace(m, path=_relative(workdir, m.path)) for m in classifiers]
+    result = summary.build(config, portable, methods, util, rand, agree, n_util, n_eval, labels)
     if config.known_truth.enabled:
         result["known_truth"] = known_truth_stage(config, models, store, methods, data, workdir,
                                                   progress, shortcut_path)
