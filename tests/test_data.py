@@ -34,8 +34,9 @@ def write_dicom(path, pixels: np.ndarray, jpeg: bool = False) -> np.ndarray:
     ds.Rows, ds.Columns = pixels.shape
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 8
-    ds.HighBit = 7
+    deep = pixels.dtype == np.uint16            # e.g. 12-bit data in 16-bit words
+    ds.BitsAllocated, ds.BitsStored = (16, 12) if deep else (8, 8)
+    ds.HighBit = ds.BitsStored - 1
     ds.PixelRepresentation = 0
     if jpeg:
         buf = io.BytesIO()

@@ -55,6 +55,26 @@ def test_16_bit_pngs_scale_by_their_real_range(tmp_path):
     assert (stored == 255).mean() < 0.01            # not clipped at 255
 
 
+def test_12_bit_dicoms_scale_by_their_real_range(tmp_path):
+    twelve_bit = np.random.default_rng(1).integers(200, 3001, (64, 64)).astype(np.uint16)
+    twelve_bit[0, 0], twelve_bit[0, 1] = 200, 3000
+    rows = splits_rows()
+    rows[2] = ("deep.dcm", twelve_bit, 1, "test")
+    write_folder(tmp_path / "in", rows)
+    path = sd.build("folder_cxr", str(tmp_path / "data"), manual_dir=str(tmp_path / "in"),
+                    size=64)
+    stored = by_id(sd.open_splits(path)["test"])["deep.dcm"]["image"][..., 0]
+    np.testing.assert_array_equal(stored, np.round((twelve_bit - 200.0) / 2800.0 * 255))
+
+
+def test_report_on_an_unfinished_workdir_names_what_is_missing(tmp_path):
+    from saljax import report
+    (tmp_path / "summary.json").write_text('{"study": {"utility_skipped": null}}')
+    with pytest.raises(FileNotFoundError, match="no agreement.csv, examples.npz, utility.csv"):
+        report.write(str(tmp_path))
+    assert not (tmp_path / "report.md").exists() and not (tmp_path / "figures").exists()
+
+
 def test_a_rebuild_after_the_inputs_changed_is_refused_or_rebuilt(tmp_path):
     rows = splits_rows()
     write_folder(tmp_path / "in", rows)
@@ -146,6 +166,12 @@ def test_config_errors_come_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="manual_dir '' is not a folder"):
         study.run(load("tiny", ["--config.dataset=rsna_pneumonia"]), str(tmp_path / "r"),
                   progress=False)
+    built = sd.build("synthetic_cxr", str(tmp_path / "data80"), size=80,
+                     counts=(("train", 4), ("val", 2), ("test", 2)))
+    with pytest.raises(ValueError, match="was built at 80 px: set --config.size=80"):
+        study.run(load("tiny", [f"--config.data_path={built}"]), str(tmp_path / "s"),
+                  progress=False)
+    assert not (tmp_path / "s" / "config.json").exists()
 
 
 def test_corrupt_model_files_are_clear_errors(tmp_path):
