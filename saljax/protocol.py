@@ -7,7 +7,7 @@ from typing import Any
 
 import ml_collections
 
-from saljax.training import classifier, segmenter
+from saljax.training import classifier, detector, segmenter
 
 STUDY_METHODS = ("gradient", "smoothgrad", "integrated_gradients", "smoothgrad_ig",
                  "guided_backprop", "gradcam", "guided_gradcam", "xrai")
@@ -44,7 +44,12 @@ def default_config() -> ml_collections.ConfigDict:
     # training) and "train" (overrides of c.train for this architecture, e.g. {"epochs": 3})
     c.models = [{"name": "inception_v3", "width": 1.0, "seeds": (0, 1, 2)},
                 {"name": "densenet121", "width": 1.0, "seeds": (0,)}]
+    # The localization baseline a map must match: "unet" (a segmentation U-Net trained on
+    # the lesion masks, c.segmentation; the study's for SIIM) or "retinanet" (a detector
+    # trained on the boxes, c.detection; the study's for RSNA). Two or more seeds each.
+    c.localization_baseline = "unet"
     c.segmentation = segmenter.default_config()
+    c.detection = detector.default_config()
     c.methods = list(STUDY_METHODS)
     c.hparams = ml_collections.ConfigDict()   # per-method overrides of the study presets
     c.arch_hparams = ml_collections.ConfigDict()   # {architecture: {method: overrides}}
@@ -85,7 +90,9 @@ def default_config() -> ml_collections.ConfigDict:
         enabled=False,
         shortcut_seeds=(0,),           # the shortcut arm's replicates; () for none
         shortcut_strength=0.9,         # P(marker | positive) = P(no marker | negative)
-        images=16,                     # evaluation images for reliance, AUPRC and ROAD
+        shortcut_train={},             # train overrides for the shortcut arm (e.g. epochs)
+        images=16,                     # evaluation images for reliance and AUPRC
+        road_images=16,                # the first of them for ROAD and its references
         infills=("noisy_linear", "blur"),
         road_fractions=(0.1, 0.3, 0.5, 0.7, 0.9),
         road_noise=0.01,
@@ -137,7 +144,8 @@ def paper(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 PROTOCOL_FIELDS = ("cascading_through", "fully_randomized_level", "train.init_from",
                    "ssim.data_range", "classes", "splits_csv", "eval_seed", "eval_ids", "target",
                    "box_raster", "normalization", "noise", "random_pairs", "random_pairs_per_image",
-                   "pass_line_models", "agreement_pairs", "permuted_label_seeds")
+                   "pass_line_models", "agreement_pairs", "permuted_label_seeds",
+                   "localization_baseline")
 
 
 def protocol_of(config) -> dict:

@@ -15,6 +15,7 @@ import saljax.saliency as ss
 from conftest import smooth_images
 from saljax.config import load
 from saljax.data import common
+from saljax.protocol import protocol_of
 from saljax.study import agreement, inputs, maps
 from saljax.study.mapmaker import MapMaker, normalize
 from saljax.study.models import TrainedClassifier
@@ -285,3 +286,19 @@ def test_agreement_is_one_pair_per_criterion():
         "reproducibility": [("inception_v3_seed0", "densenet121_seed0")]}
     assert len(agreement.model_pairs(models)["repeatability"]) == 3     # saljax: every pair
     assert load("rsna_inception").agreement_pairs == "first"
+
+
+def test_rsna_localization_baseline_is_retinanet():
+    """The study's RSNA baseline is a RetinaNet detector; SIIM's a U-Net; the choice is a
+    protocol row that summary.json records, and a detector on SIIM (no boxes) is refused."""
+    from saljax.study import check
+    assert load("rsna_inception").localization_baseline == "retinanet"
+    assert load("siim_inception").localization_baseline == "unet"
+    assert protocol_of(load("rsna_inception"))["localization_baseline"] == "retinanet"
+    bad = load("siim_inception")
+    bad.localization_baseline = "retinanet"
+    with pytest.raises(ValueError, match="trains on boxes"):
+        check._localization(bad)
+    bad.localization_baseline = "yolo"
+    with pytest.raises(ValueError, match="localization_baseline must be one of"):
+        check._localization(bad)

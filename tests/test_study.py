@@ -324,3 +324,53 @@ def test_a_study_without_masks_skips_utility_and_says_why(tmp_path):
     assert not os.path.exists(os.path.join(workdir, "models", "unet_seed0"))
     text = open(os.path.join(workdir, "report.md")).read()
     assert "Localization utility was skipped: the dataset has no lesion masks" in text
+
+
+def read_rows(workdir, name):
+    with open(os.path.join(workdir, name)) as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_retinanet_baseline_is_scored_like_the_maps(tmp_path):
+    """``localization_baseline="retinanet"``: two detectors trained on the boxes; their score
+    maps (each pixel the best detection covering it) scored against the lesion masks as the
+    maps are, replicate SSIM as repeatability's baseline; summary and report name it."""
+    from sklearn.metrics import auc, precision_recall_curve
+
+    from saljax.models import checkpoint
+    from saljax.training import detector
+    cfg = load(TINY, ["--config.localization_baseline=retinanet",
+                      "--config.detection.width=0.0625", "--config.detection.epochs=1",
+                      "--config.models=[{'name': 'inception_v3', 'width': 0.0625, "
+                      "'seeds': (0, 1)}]", "--config.methods=['gradient']",
+                      "--config.known_truth.enabled=False", "--config.independent_blocks=0"])
+    workdir = str(tmp_path / "run")
+    summary = study.run(cfg, workdir, progress=False)
+    report.write(workdir)
+    b = summary["baselines"]
+    assert b["localization_model"] == "RetinaNet"
+    assert set(b["utility"]) == {"average_mask", "retinanet_seed0", "retinanet_seed1"}
+    assert b["localization_repeatability"]["mean"] is not None
+    rows = [r for r in read_rows(workdir, "utility.csv") if r["method"] == "detection"]
+    assert {r["model"] for r in rows} == {"retinanet_0", "retinanet_1"}
+    # an independent recomputation: the detections rasterized here, sklearn's AUPRC
+    with np.load(os.path.join(workdir, "examples.npz")) as ex:
+        image, mask = ex["image"], ex["mask"]
+    model, variables, spec = checkpoint.load(os.path.join(workdir, "models", "retinanet_seed0"))
+    boxes, scores, valid = detector.detections(model, variables, image[None, ..., None],
+                                               anchor_scale=spec["metadata"]["anchor_scale"])
+    centre = np.arange(image.shape[0]) + 0.5
+    want = np.zeros(image.shape, np.float32)
+    for (x0, y0, x1, y1), s, ok in zip(np.asarray(boxes[0]), np.asarray(scores[0]),
+                                       np.asarray(valid[0])):
+        inside = np.outer((centre >= y0) & (centre < y1), (centre >= x0) & (centre < x1))
+        want = np.where(inside & ok, np.maximum(want, s), want)
+    precision, recall, _ = precision_recall_curve(mask.ravel() > 0, want.ravel())
+    first = next(r for r in rows if r["model"] == "retinanet_0")
+    assert float(first["auprc"]) == pytest.approx(auc(recall, precision), abs=1e-5)
+    base = [r for r in read_rows(workdir, "agreement.csv") if r["criterion"] == "baseline"]
+    assert base and {(r["model_a"], r["model_b"]) for r in base} == {("retinanet_0",
+                                                                        "retinanet_1")}
+    text = open(os.path.join(workdir, "report.md")).read()
+    assert "RetinaNet (localization baseline) AUPRC" in text
+    assert "RetinaNet replicate SSIM" in text

@@ -1,6 +1,7 @@
 """The study's protocol on RSNA Pneumonia at 320 x 320 (Arun et al.), step for step
 (docs/PROTOCOL.md): ImageNet-initialized InceptionV3 replicates and a DenseNet121, the
-published splits, Lung Opacity vs Normal only, boxes rasterized as the study did.
+published splits, Lung Opacity vs Normal only, boxes rasterized as the study did, two RetinaNet
+detectors as the localization baseline.
 
     saljax data build rsna_pneumonia --manual-dir ~/kaggle/rsna --data-dir ~/tfds --size 320 \\
         --splits-csv pneumonia_splits.csv --classes opacity_vs_normal --box-raster corners
@@ -27,7 +28,10 @@ def get_config():
                         dtype="bfloat16", checkpoint_every=500))
     c.models = [{"name": "inception_v3", "width": 1.0, "seeds": (0, 1, 2)},
                 {"name": "densenet121", "width": 1.0, "seeds": (0,)}]
-    c.segmentation.update(dict(width=2.0, seeds=(0, 1, 2), epochs=10, batch_size=16))
+    # the study's RSNA localization baseline: RetinaNets (ResNet-50, FPN) trained on the boxes
+    c.localization_baseline = "retinanet"
+    c.detection.update(dict(width=1.0, seeds=(0, 1), epochs=10, batch_size=16,
+                            learning_rate=1e-4, checkpoint_every=500))
     c.eval_images = 100
     c.utility_images = -1
     c.chunk = 16

@@ -8,16 +8,19 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from saljax.faithfulness.forward import logits
 from saljax.saliency.infill import infill
 
 
-@functools.partial(jax.jit, static_argnames=("model", "method"))
-def _reliance(model, variables, images, regions, targets, key, method):
+@functools.partial(jax.jit, static_argnames="method")
+def _removed(images, regions, key, method):
     keys = jax.random.split(key, images.shape[0])
-    removed = jax.vmap(lambda x, m, k: infill(method, x, m, k))(images, regions, keys)
-    before = model.apply(variables, images)
-    after = model.apply(variables, removed)
-    t = targets if targets is not None else jnp.argmax(before, -1).astype(jnp.int32)
+    return jax.vmap(lambda x, m, k: infill(method, x, m, k))(images, regions, keys)
+
+
+@jax.jit
+def _compare(before, after, targets):
+    t = jnp.where(targets < 0, jnp.argmax(before, -1), targets).astype(jnp.int32)
     pick = lambda z: jnp.take_along_axis(z, t[:, None], 1)[:, 0]
     return {"logit": pick(before), "logit_removed": pick(after),
             "prob": pick(jax.nn.softmax(before)), "prob_removed": pick(jax.nn.softmax(after)),
@@ -32,13 +35,16 @@ def reliance(model, variables, images, regions, targets=None, *, infill_method="
     ``images`` [B, H, W, C] model inputs, ``regions`` bool [B, H, W] (True: removed),
     ``targets`` [B] (None: the predicted class); ``infill_method``: ``"noisy_linear"`` (ROAD's,
     noise from ``key``) or ``"blur"``. Returns ``{"logit", "logit_removed", "prob",
-    "prob_removed", "flipped"}``, each [B]. Jitted.
+    "prob_removed", "flipped"}``, each [B]. The infill and the comparison are jitted; the
+    model runs through :func:`saljax.faithfulness.forward.logits` (one program per model).
     """
     images = jnp.asarray(images, jnp.float32)
     regions = jnp.asarray(regions, bool)
     if regions.shape != images.shape[:3]:
         raise ValueError(f"regions must be [B, H, W] = {images.shape[:3]}, got {regions.shape}")
     key = jax.random.key(0) if key is None else key
-    targets = None if targets is None else jnp.asarray(targets, jnp.int32)
+    targets = (jnp.full(images.shape[0], -1, jnp.int32) if targets is None
+               else jnp.asarray(targets, jnp.int32))
     v = {k: variables[k] for k in ("params", "batch_stats") if k in variables}
-    return _reliance(model, v, images, regions, targets, key, infill_method)
+    removed = _removed(images, regions, key, infill_method)
+    return _compare(logits(model, v, images), logits(model, v, removed), targets)

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from saljax.faithfulness.forward import logits as forward_logits
 from saljax.saliency.infill import noisy_linear
 
 ORDERS = ("morf", "lerf")
@@ -31,23 +32,28 @@ def removal_masks(saliency, fractions):
     return jnp.stack([morf, lerf], axis=1).reshape((len(fractions), 2) + saliency.shape)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "fractions", "noise"))
-def _road(model, variables, images, maps, targets, key, fractions, noise):
+@functools.partial(jax.jit, static_argnames=("fractions", "noise"))
+def _removed(images, maps, key, fractions, noise):
+    """[B * F * 2, H, W, C]: each image with each fraction's MoRF and LeRF pixels imputed."""
     def one(image, saliency, k):
         masks = removal_masks(saliency, fractions).reshape((-1,) + saliency.shape)
         keys = jax.random.split(k, masks.shape[0])
         return jax.vmap(lambda m, kk: noisy_linear(image, m, kk, noise))(masks, keys)
 
     keys = jax.random.split(key, images.shape[0])
-    removed = jax.vmap(one)(images, maps, keys)                       # [B, F * 2, H, W, C]
-    b = images.shape[0]
-    logits = model.apply(variables, removed.reshape((-1,) + images.shape[1:]))
-    logits = logits.reshape((b, len(fractions), 2, -1))
-    probs = jax.nn.softmax(logits)
-    t = targets[:, None, None, None]
-    prob = jnp.take_along_axis(probs, t, -1)[..., 0]
-    correct = jnp.argmax(logits, -1) == targets[:, None, None]
-    return prob, correct
+    return jax.vmap(one)(images, maps, keys).reshape((-1,) + images.shape[1:])
+
+
+@functools.partial(jax.jit, static_argnames="fractions")
+def _curves(logits, targets, fractions):
+    logits = logits.reshape((targets.shape[0], len(fractions), 2, -1))
+    prob = jnp.take_along_axis(jax.nn.softmax(logits), targets[:, None, None, None], -1)[..., 0]
+    return prob, jnp.argmax(logits, -1) == targets[:, None, None]
+
+
+def _road(model, variables, images, maps, targets, key, fractions, noise):
+    removed = _removed(images, maps, key, fractions, noise)
+    return _curves(forward_logits(model, variables, removed), targets, fractions)
 
 
 def road(model, variables, images, maps, targets=None, *, fractions=(0.1, 0.3, 0.5, 0.7, 0.9),
@@ -65,7 +71,7 @@ def road(model, variables, images, maps, targets=None, *, fractions=(0.1, 0.3, 0
     if maps.shape != images.shape[:3]:
         raise ValueError(f"maps must be [B, H, W] = {images.shape[:3]}, got {maps.shape}")
     v = {k: variables[k] for k in ("params", "batch_stats") if k in variables}
-    logits = jax.jit(model.apply)(v, images)
+    logits = forward_logits(model, v, images)
     targets = (jnp.argmax(logits, -1) if targets is None else jnp.asarray(targets)).astype(
         jnp.int32)
     key = jax.random.key(0) if key is None else key

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 
 from saljax.models.densenet import BLOCKS, DenseNet
 from saljax.models.inception import InceptionV3
+from saljax.models.retinanet import RetinaNet
 from saljax.models.unet import UNet
 
 # name -> constructor of a Classifier (saljax.models.protocol); add an architecture here
@@ -15,12 +16,16 @@ CLASSIFIERS = {"inception_v3": InceptionV3,
                **{name: functools.partial(DenseNet, blocks=blocks)
                   for name, blocks in BLOCKS.items()}}
 SEGMENTERS = {"unet": UNet}
+DETECTORS = {"retinanet": RetinaNet}
+# the study's localization baselines: name -> (what it does, what a report calls it)
+LOCALIZERS = {"unet": ("segmentation", "U-Net"), "retinanet": ("detection", "RetinaNet")}
 MODELS = tuple(CLASSIFIERS)
 
 
 def create(name: str, *, num_classes: int = 2, width: float = 1.0, dtype=jnp.float32,
            act=nn.relu) -> nn.Module:
-    """A Flax model by name: ``inception_v3``, ``densenet121/169/201`` (classifiers), ``unet``.
+    """A Flax model by name: ``inception_v3``, ``densenet121/169/201`` (classifiers), ``unet``
+    (segmenter), ``retinanet`` (detector).
 
     ``model.apply(variables, images)`` maps NHWC float images to [B, num_classes] float32 logits
     (inference BatchNorm); ``model.apply(variables, images, train=True, mutable=["batch_stats"])``
@@ -33,10 +38,11 @@ def create(name: str, *, num_classes: int = 2, width: float = 1.0, dtype=jnp.flo
         raise ValueError(f"width must be > 0, got {width}")
     if name in CLASSIFIERS:
         return CLASSIFIERS[name](num_classes=num_classes, width=width, act=act, dtype=dtype)
-    if name in SEGMENTERS:
-        return SEGMENTERS[name](width=width, num_classes=num_classes, dtype=dtype)
+    if name in SEGMENTERS or name in DETECTORS:
+        return {**SEGMENTERS, **DETECTORS}[name](width=width, num_classes=num_classes,
+                                                  dtype=dtype)
     raise ValueError(f"unknown model {name!r}; choose one of "
-                     f"{', '.join(MODELS + tuple(SEGMENTERS))}")
+                     f"{', '.join(MODELS + tuple(SEGMENTERS) + tuple(DETECTORS))}")
 
 
 def block_names(model: nn.Module) -> tuple[str, ...]:

@@ -35,7 +35,8 @@ def _load(workdir: str) -> dict:
 
 
 def _baseline_ssim(summary):
-    b = summary["baselines"].get("segmentation_repeatability")
+    b = (summary["baselines"].get("localization_repeatability")
+         or summary["baselines"].get("segmentation_repeatability"))   # before the RetinaNet
     return None if not b else b["mean"]
 
 

@@ -60,6 +60,19 @@ def cascading_figure(summary, path):
     plt.close(fig)
 
 
+# the baselines' rows in utility.csv / agreement.csv ("method" column): the average mask, and
+# the localization network (a U-Net segments, a RetinaNet detects)
+BASELINE_ROWS = ("average_mask", "segmentation", "detection")
+NAMES = {"unet": "U-Net", "retinanet": "RetinaNet"}
+
+
+def _baseline_label(rows) -> str:
+    """The localization baseline's name from its rows' ``model`` (``unet_0``, ...)."""
+    model = next(r.get("model", r.get("model_a", "")) for r in rows
+                 if r["method"] in ("segmentation", "detection"))
+    return f"{NAMES.get(model.rsplit('_', 1)[0], model)}\n(baseline)"
+
+
 def agreement_figure(rows, path):
     methods = sorted({r["method"] for r in rows if r["criterion"] != "baseline"},
                      key=[r["method"] for r in rows].index)
@@ -71,7 +84,7 @@ def agreement_figure(rows, path):
         labels = list(methods)
         if base:
             data.append(base)
-            labels.append("segmentation\n(baseline)")
+            labels.append(_baseline_label(rows))
         if any(len(d) for d in data):
             ax.boxplot([d if len(d) else [np.nan] for d in data], showfliers=False)
             ax.set_xticks(np.arange(1, len(labels) + 1), labels, rotation=60, fontsize=7)
@@ -84,7 +97,7 @@ def agreement_figure(rows, path):
 
 def utility_figure(rows, path):
     methods = [m for m in dict.fromkeys(r["method"] for r in rows)
-               if m not in ("average_mask", "segmentation")]
+               if m not in BASELINE_ROWS]
     fig, ax = plt.subplots(figsize=(11, 3.8))
     data, labels, colors = [], [], []
     for m in methods:
@@ -93,11 +106,12 @@ def utility_figure(rows, path):
                          r["state"] == state and r["auprc"] not in ("nan", "")])
             labels.append(f"{m}\n{state}")
             colors.append(c)
-    for m in ("average_mask", "segmentation"):
+    for m in BASELINE_ROWS:
         vals = [float(r["auprc"]) for r in rows if r["method"] == m]
         if vals:
             data.append(vals)
-            labels.append(m.replace("_", " ") + "\n(baseline)")
+            labels.append("average mask\n(baseline)" if m == "average_mask"
+                          else _baseline_label(rows))
             colors.append("tab:orange")
     parts = ax.boxplot([d if d else [np.nan] for d in data], showfliers=False,
                        patch_artist=True)

@@ -42,13 +42,14 @@ def _summary_section(summary, methods) -> list[str]:
         return lines + ["", f"Localization utility was skipped: {s['utility_skipped']}."]
     lines += ["", "Baselines: average-mask AUPRC "
               f"{fmt(b['utility']['average_mask']['auprc']['mean'])}"]
-    segs = [k for k in b["utility"] if k.startswith("unet")]
+    name = b.get("localization_model", "U-Net")
+    segs = [k for k in b["utility"] if k != "average_mask"]
     if segs:
-        lines[-1] += (f"; segmentation U-Net AUPRC "
+        lines[-1] += (f"; {name} (localization baseline) AUPRC "
                       f"{fmt(np.mean([b['utility'][k]['auprc']['mean'] for k in segs]))}")
-    if b.get("segmentation_repeatability"):
-        lines[-1] += (f"; U-Net replicate SSIM "
-                      f"{fmt(b['segmentation_repeatability']['mean'])}")
+    repeat = b.get("localization_repeatability") or b.get("segmentation_repeatability")
+    if repeat:
+        lines[-1] += f"; {name} replicate SSIM {fmt(repeat['mean'])}"
     lines[-1] += "."
     return lines
 
@@ -149,7 +150,11 @@ def _known_truth_section(summary) -> list[str]:
         lines.append(f"| {m} | " + " | ".join(
             f"{fmt(s[m][a]['lesion_auprc'])} | {fmt(s[m][a]['marker_auprc'])} | "
             f"{'yes' if s[m][a]['reveals_marker'] else 'no'}" for a in arms) + " |")
-    lines += ["", "### Faithfulness (ROAD)", "", "![road](figures/road.png)", "",
+    lines += ["", "### Faithfulness (ROAD)", "",
+              f"On the first {kt.get('road_images', kt['images'])} of those images: the "
+              "explained class's probability as the most (MoRF) or least (LeRF) relevant pixels "
+              "of each map are removed by noisy linear imputation.", "",
+              "![road](figures/road.png)", "",
               "| map | area between LeRF and MoRF (95% CI) | MoRF at the last fraction | "
               "LeRF at the last fraction |", "|---|---|---|---|"]
     for m, r in kt["road"].items():

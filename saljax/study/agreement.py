@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from saljax import metrics
+from saljax.models.registry import LOCALIZERS
 from saljax.study import statistics
 
 
@@ -55,31 +56,34 @@ def pair_ssim(maps_a, maps_b, ssim_kwargs: dict, chunk: int = 64) -> np.ndarray:
 @dataclasses.dataclass
 class AgreementResults:
     """Per-image SSIM between models' trained maps, ``{(criterion, method, model a, model b):
-    [N]}``, and between the segmentation U-Nets' maps, ``{(a, b): [N]}`` (their indices)."""
+    [N]}``, and between the localization baselines' maps (U-Nets or RetinaNets,
+    ``localizer``), ``{(a, b): [N]}`` (their indices)."""
     ids: tuple
     pairs: dict
     baseline: dict
+    localizer: str = "unet"
 
     def rows(self) -> list[dict]:
         """agreement.csv: one row per criterion, method, model pair and image; then the
-        U-Nets' pairs (criterion ``baseline``)."""
+        baselines' pairs (criterion ``baseline``)."""
+        name, kind = self.localizer, LOCALIZERS[self.localizer][0]
         items = list(self.pairs.items()) + [
-            (("baseline", "segmentation", f"unet_{a}", f"unet_{b}"), v)
+            (("baseline", kind, f"{name}_{a}", f"{name}_{b}"), v)
             for (a, b), v in self.baseline.items()]
         return [{"criterion": crit, "method": method, "model_a": a, "model_b": b,
                  "image": self.ids[j], "ssim": float(v[j])}
                 for (crit, method, a, b), v in items for j in range(len(self.ids))]
 
     def baseline_ssim(self):
-        """The U-Nets' per-image SSIM averaged over their pairs, or None without two U-Nets."""
+        """The baselines' per-image SSIM averaged over their pairs, or None without two."""
         return np.mean(np.stack(list(self.baseline.values())), 0) if self.baseline else None
 
 
-def evaluate(store, classifiers, methods, n_eval: int, ids, segmenter_maps,
+def evaluate(store, classifiers, methods, n_eval: int, ids, localizer_maps, localizer: str,
              ssim_kwargs: dict, which: str = "all") -> AgreementResults:
     """SSIM of the first ``n_eval`` images' trained maps between pairs of classifiers (same
     architecture: repeatability; different: reproducibility; ``which``: see
-    :func:`model_pairs`) and of U-Nets."""
+    :func:`model_pairs`) and of the localization baselines (``localizer``)."""
     pairs = {}
     for kind, plist in model_pairs(classifiers, which).items():
         for a, b in plist:
@@ -87,16 +91,16 @@ def evaluate(store, classifiers, methods, n_eval: int, ids, segmenter_maps,
                 pairs[(kind, method, a, b)] = pair_ssim(store.gray(a, "trained", method, n_eval),
                                                         store.gray(b, "trained", method, n_eval),
                                                         ssim_kwargs)
-    baseline = {(a, b): pair_ssim(segmenter_maps[a][:n_eval], segmenter_maps[b][:n_eval],
+    baseline = {(a, b): pair_ssim(localizer_maps[a][:n_eval], localizer_maps[b][:n_eval],
                                   ssim_kwargs)
-                for a, b in itertools.combinations(range(len(segmenter_maps)), 2)}
-    return AgreementResults(tuple(ids[:n_eval]), pairs, baseline)
+                for a, b in itertools.combinations(range(len(localizer_maps)), 2)}
+    return AgreementResults(tuple(ids[:n_eval]), pairs, baseline, localizer)
 
 
 def summarize(results: AgreementResults, method: str, boot: dict) -> dict:
     """The ``repeatability`` and ``reproducibility`` entries of ``method``: per image the mean
     SSIM over model pairs, then its mean and bootstrap CI over images; Wilcoxon against the
-    U-Nets' agreement."""
+    localization baselines' agreement."""
     seg = results.baseline_ssim()
     out = {}
     for crit in ("repeatability", "reproducibility"):
@@ -107,5 +111,5 @@ def summarize(results: AgreementResults, method: str, boot: dict) -> dict:
         v = statistics.mean_over_models(per_pair)
         out[crit] = {"ssim_mean": float(np.nanmean(v)), "ssim": statistics.summarize(v, **boot)}
         if seg is not None:
-            out[crit]["wilcoxon_vs_segmentation"] = statistics.wilcoxon(v, seg)
+            out[crit]["wilcoxon_vs_localization"] = statistics.wilcoxon(v, seg)
     return out

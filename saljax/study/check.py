@@ -9,6 +9,9 @@ import os
 import saljax.models as sm
 from saljax import data as sd
 from saljax.models import checkpoint
+from saljax.models.registry import LOCALIZERS
+from saljax.models.retinanet import RetinaNet
+from saljax.models.unet import UNet
 from saljax.protocol import method_hparams
 from saljax.saliency.explainer import spec as method_spec
 from saljax.saliency.infill import INFILLS
@@ -140,6 +143,31 @@ def _study(config) -> None:
         raise ValueError(f"config.ssim.data_range must be > 0, got {config.ssim.data_range!r}")
 
 
+def _localization(config) -> None:
+    """The localization baseline: a known model, a dataset that has what it trains on, sizes
+    and counts it takes."""
+    _choice(config, "localization_baseline", tuple(LOCALIZERS))
+    if config.localization_baseline == "retinanet":
+        if config.dataset == "siim_pneumothorax":
+            raise ValueError("config.localization_baseline 'retinanet' trains on boxes; "
+                             "siim_pneumothorax has masks: use 'unet'")
+        for field in ("detection.batch_size", "detection.epochs", "detection.max_boxes",
+                      "detection.eval_batch_size", "detection.checkpoint_every"):
+            _count(config, field)
+        if not config.detection.anchor_scale > 0:
+            raise ValueError("config.detection.anchor_scale must be > 0, got "
+                             f"{config.detection.anchor_scale!r}")
+        settings, minimum = config.detection, RetinaNet.min_size
+    else:
+        settings, minimum = config.segmentation, UNet.min_size
+    if len(settings.seeds) < 1 or len(set(settings.seeds)) != len(settings.seeds):
+        raise ValueError(f"the localization baseline's seeds must be distinct, got "
+                         f"{tuple(settings.seeds)}")
+    if config.size < minimum:
+        raise ValueError(f"config.size {config.size} is below the "
+                         f"{config.localization_baseline}'s minimum of {minimum} px")
+
+
 def _known_truth(config) -> None:
     kt = config.known_truth
     if not kt.enabled:
@@ -148,6 +176,7 @@ def _known_truth(config) -> None:
         raise ValueError("config.known_truth needs the synthetic data (dataset synthetic_cxr): "
                          "only there are the lesion and the marker known to the pixel")
     _count(config, "known_truth.images")
+    _count(config, "known_truth.road_images")
     for how in kt.infills:
         if how not in INFILLS:
             raise ValueError(f"config.known_truth.infills: unknown infill {how!r}; infills are "
@@ -167,4 +196,5 @@ def config(c, path: str) -> None:
     _models(c)
     _training(c)
     _study(c)
+    _localization(c)
     _known_truth(c)

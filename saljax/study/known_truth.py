@@ -1,6 +1,6 @@
 """Known truth (synthetic data): does a map show what the model actually uses?
 
-On the first ``known_truth.images`` evaluation images (test positives; a marker on about half,
+On the first ``known_truth.images`` evaluation images (ROAD: the first ``road_images``) (test positives; a marker on about half,
 independent of the label):
 
 * **reliance**: every model of both arms (the first architecture's true-label replicates, the
@@ -66,10 +66,13 @@ class KnownTruthResults:
         return [{"method": method, "order": order, "fraction": f, "image": i,
                  "prob": float(r[order]["prob"][j, k]), "correct": bool(r[order]["correct"][j, k])}
                 for method, r in self.road.items() for order in ("morf", "lerf")
-                for k, f in enumerate(r["fractions"]) for j, i in enumerate(self.ids)]
+                for k, f in enumerate(r["fractions"])
+                for j, i in enumerate(self.ids[:len(r["prob_full"])])]
 
 
 def _reliance(kt, arm, m, model, variables, x, images, targets, key) -> dict:
+    """Every image goes through one program per infill (an image without the region is left
+    as it is, then dropped), so the lesion and the marker share its compilation."""
     out = {}
     for region in REGIONS:
         masks = images.masks if region == "lesion" else images.markers
@@ -77,10 +80,9 @@ def _reliance(kt, arm, m, model, variables, x, images, targets, key) -> dict:
         if not keep.any():
             continue
         for how in kt.infills:
-            r = faithfulness.reliance(model, variables, x[keep], masks[keep],
-                                      None if targets is None else targets[keep],
-                                      infill_method=how, key=key)
-            out[(arm, m.id, region, how)] = {k: np.asarray(v) for k, v in r.items()}
+            r = faithfulness.reliance(model, variables, x, masks, targets, infill_method=how,
+                                      key=key)
+            out[(arm, m.id, region, how)] = {k: np.asarray(v)[keep] for k, v in r.items()}
     return out
 
 
@@ -116,8 +118,10 @@ def evaluate(config, store, models: dict, methods, images, average_markers: dict
 
 def _road(kt, store, m, model, variables, x, methods, targets, key) -> dict:
     """ROAD of every method's maps on one model, and of a random and an occlusion-with-infill
-    map, on the same images and with the same imputation noise."""
-    n = x.shape[0]
+    map, on the same (first ``road_images``) images and with the same imputation noise."""
+    n = min(kt.road_images, x.shape[0])
+    x = x[:n]
+    targets = None if targets is None else targets[:n]
     maps = {method: store.gray(m.id, "trained", method, n) for method in methods}
     maps["random"] = np.asarray(jax.random.uniform(jax.random.fold_in(key, 1), x.shape[:3]))
     occlusion = ss.make("occlusion", model, size=kt.occlusion_size, stride=kt.occlusion_stride,
@@ -162,4 +166,6 @@ def summarize(results: KnownTruthResults, boot: dict) -> dict:
                      "prob_full": float(np.mean(r["prob_full"])),
                      "area": statistics.summarize(r["area"], **boot)}
             for method, r in results.road.items()}
-    return {"images": len(results.ids), "reliance": reliance, "shortcut": shortcut, "road": road}
+    road_images = len(next(iter(results.road.values()))["prob_full"]) if results.road else 0
+    return {"images": len(results.ids), "road_images": road_images, "reliance": reliance,
+            "shortcut": shortcut, "road": road}

@@ -32,7 +32,7 @@ from saljax.models import checkpoint as model_checkpoint
 from saljax.protocol import method_hparams
 from saljax.study.mapmaker import MapMaker, method_groups
 from saljax.study.runner import run_units
-from saljax.training import segmenter
+from saljax.training import detector, segmenter
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,12 +92,17 @@ class MapStore:
         return load_maps(self.workdir, model_id, setting, method, n, self.chunk, "signed")
 
 
-def segmenter_maps(paths, pixels) -> list:
-    """Each segmentation U-Net's lesion probability maps of ``pixels`` (uint8 [N, H, W, 1]):
-    [N, H, W] per U-Net, scored like saliency maps."""
+def localizer_maps(paths, pixels) -> list:
+    """Each localization baseline's maps of ``pixels`` (uint8 [N, H, W, 1]), [N, H, W] per
+    model, scored like saliency maps: a U-Net's lesion probability, or for a RetinaNet each
+    pixel the highest score of the detections covering it."""
     out = []
     for p in paths:
-        model, variables, _ = model_checkpoint.load(p)
+        model, variables, spec = model_checkpoint.load(p)
+        if spec["name"] == "retinanet":
+            out.append(detector.score_maps(model, variables, pixels,
+                                           anchor_scale=spec["metadata"]["anchor_scale"]))
+            continue
         predict = segmenter.predict_fn(model)
         out.append(np.concatenate([np.asarray(predict(variables, pixels[s:s + 64]))
                                    for s in range(0, len(pixels), 64)]))

@@ -13,7 +13,8 @@ import ml_collections
 from tqdm.auto import tqdm
 
 from saljax.models import checkpoint as model_checkpoint
-from saljax.training import classifier, segmenter
+from saljax.models.registry import LOCALIZERS
+from saljax.training import classifier, detector, segmenter
 
 
 VARIANTS = ("", "permuted", "shortcut")
@@ -50,12 +51,13 @@ class TrainedClassifier:
 
 @dataclasses.dataclass
 class Lineup:
-    """The study's models: every classifier and segmentation U-Net's directory, and the
-    training runs still missing (``{arch: (train config, train dir)}``, U-Nets)."""
+    """The study's models: every classifier's and localization baseline's directory (U-Nets
+    or RetinaNets, ``localization_baseline``), and the training runs still missing
+    (``{arch: (train config, train dir)}``, the baselines)."""
     classifiers: list
-    segmenters: list
+    localizers: list
     to_train: dict
-    segmenters_missing: bool
+    localizers_missing: bool
 
 
     def train(self, family: str, *, mesh=None, progress: bool = True) -> None:
@@ -68,14 +70,19 @@ class Lineup:
             tqdm.write(f"training {len(config.seeds)} x {family} (width {config.width:g})")
         classifier.train(config, train_dir, progress=progress, mesh=mesh)
 
-    def train_segmenters(self, config, splits, workdir: str, *, mesh=None,
+    def train_localizers(self, config, splits, workdir: str, *, mesh=None,
                          progress: bool = True) -> None:
-        """Train the segmentation U-Nets if they are not trained yet."""
-        if not self.segmenters_missing:
+        """Train the localization baselines (``config.localization_baseline``: U-Nets on the
+        lesion masks, ``config.segmentation``, or RetinaNets on the boxes,
+        ``config.detection``) if they are not trained yet."""
+        if not self.localizers_missing:
             return
+        kind, label = LOCALIZERS[config.localization_baseline]
+        settings = config.segmentation if kind == "segmentation" else config.detection
         if progress:
-            tqdm.write(f"training {len(config.seeds)} segmentation U-Nets")
-        segmenter.train(config, splits, workdir, mesh=mesh, progress=progress)
+            tqdm.write(f"training {len(settings.seeds)} {label} localization baselines")
+        trainer = segmenter if kind == "segmentation" else detector
+        trainer.train(settings, splits, workdir, mesh=mesh, progress=progress)
 
 
 def _train_config(config, spec, data_path: str) -> ml_collections.ConfigDict:
@@ -106,12 +113,12 @@ def _loaded(spec) -> list:
 
 
 def lineup(config, data_path: str, workdir: str, shortcut_data: str | None = None,
-           segmentation: bool = True) -> Lineup:
+           localization: bool = True) -> Lineup:
     """Every model of ``config.models`` (one entry per architecture: name, width, seeds, and
     optionally ``paths`` of saved models or ``train`` overrides), the first architecture's
     variants (``permuted_label_seeds``; ``known_truth.shortcut_seeds``, trained on
-    ``shortcut_data``) and, with ``segmentation`` (a dataset with lesion masks), the
-    segmentation U-Nets."""
+    ``shortcut_data``) and, with ``localization`` (a dataset with lesion masks), the
+    localization baselines."""
     names = [spec["name"] for spec in config.models]
     if len(set(names)) != len(names):
         raise ValueError(f"models lists an architecture twice ({names}): give one entry per "
@@ -122,7 +129,9 @@ def lineup(config, data_path: str, workdir: str, shortcut_data: str | None = Non
     if config.permuted_label_seeds:   # the MIDL comparison
         families.append(({**first, "seeds": config.permuted_label_seeds}, "permuted"))
     if config.known_truth.enabled and config.known_truth.shortcut_seeds:
-        families.append(({**first, "seeds": config.known_truth.shortcut_seeds}, "shortcut"))
+        train = {**first.get("train", {}), **config.known_truth.shortcut_train}
+        families.append(({**first, "seeds": config.known_truth.shortcut_seeds, "train": train},
+                         "shortcut"))
     for spec, variant in families:
         if spec.get("paths"):
             classifiers += _loaded(spec)
@@ -141,7 +150,10 @@ def lineup(config, data_path: str, workdir: str, shortcut_data: str | None = Non
     ids = [m.id for m in classifiers]
     if len(set(ids)) != len(ids):
         raise ValueError(f"two models share an id: {ids}")
-    segmenters = [os.path.join(workdir, "models", f"unet_seed{s}")
-                  for s in (config.segmentation.seeds if segmentation else ())]
-    missing = not all(os.path.exists(os.path.join(p, "model.json")) for p in segmenters)
-    return Lineup(classifiers, segmenters, to_train, missing)
+    name = config.localization_baseline
+    seeds = (config.segmentation if LOCALIZERS[name][0] == "segmentation"
+             else config.detection).seeds
+    localizers = [os.path.join(workdir, "models", f"{name}_seed{s}")
+                  for s in (seeds if localization else ())]
+    missing = not all(os.path.exists(os.path.join(p, "model.json")) for p in localizers)
+    return Lineup(classifiers, localizers, to_train, missing)

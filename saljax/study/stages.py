@@ -3,7 +3,7 @@
 1. **inputs** (:mod:`~saljax.study.inputs`): the dataset, built once; the test positives and
    their lesion masks;
 2. **models** (:mod:`~saljax.study.models`): replicate classifiers per architecture and the
-   segmentation U-Nets, trained with orbax resume or loaded;
+   localization baselines (U-Nets or RetinaNets), trained with orbax resume or loaded;
 3. **maps** (:mod:`~saljax.study.maps`): every (model, randomization setting, method group,
    chunk) unit, written atomically;
 4. **criteria**: utility, randomization and agreement, each ``evaluate`` (per-image CSVs) then
@@ -18,6 +18,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import threading
+import time
 
 import jax
 
@@ -47,13 +49,14 @@ def run(config, workdir: str, *, progress: bool = True) -> dict | None:
 
     data = inputs.prepare(config, data_path)                                   # 1. inputs
     lineup = models.lineup(config, data.data_path, workdir, shortcut_path,     # 2. models
-                           segmentation=data.images.has_masks)
+                           localization=data.images.has_masks)
     plan = maps.schedule(config, lineup.classifiers, len(data.images), workdir,  # 3. maps
                          hosts.share)
     segments = xrai_segments(config, plan, data.images, progress)
+    early = {}     # the known-truth stage, when it ran beside the last map units
     try:
         trained = _train_and_map(config, workdir, hosts, mesh, data, lineup, plan, segments,
-                                 shortcut_path, progress)
+                                 shortcut_path, progress, early)
     finally:
         if segments is not None:
             segments.close()
@@ -62,8 +65,8 @@ def run(config, workdir: str, *, progress: bool = True) -> dict | None:
         hosts.leave_together(done)
         return None
     hosts.wait_for(plan.paths, "map units of the other processes")
-    result = evaluate(config, trained, lineup.segmenters, plan, data, workdir, progress,
-                      shortcut_path)                                         # 4. criteria, 5.
+    result = evaluate(config, trained, lineup.localizers, plan, data, workdir, progress,
+                      shortcut_path, early.get("known_truth"))               # 4. criteria, 5.
     hosts.leave_together(done)
     return result
 
@@ -92,8 +95,9 @@ def _resolve(workdir: str, path):
 
 
 def _train_and_map(config, workdir, hosts, mesh, data, lineup, plan, segments, shortcut_path,
-                   progress) -> list:
-    """Each model family's training, then its map units (beside the U-Nets' training), and
+                   progress, early: dict) -> list:
+    """Each model family's training, then its map units (beside the baselines' training and,
+    in a single process, the known-truth stage once its maps exist: ``early``), and
     models.json; returns the classifiers with their validation AUCs."""
     chunks = data.images.chunks(config.chunk)
     mapping = {family: functools.partial(maps.compute, plan, family, config, chunks, segments,
@@ -101,9 +105,15 @@ def _train_and_map(config, workdir, hosts, mesh, data, lineup, plan, segments, s
                                          progress=progress) for family in plan.mine}
     training = {family: functools.partial(lineup.train, family, mesh=mesh, progress=progress)
                 for family in plan.mine}
-    unets = functools.partial(lineup.train_segmenters, config.segmentation, data.splits,
-                              workdir, mesh=mesh, progress=progress)
+    baselines = functools.partial(lineup.train_localizers, config, data.splits, workdir,
+                                  mesh=mesh, progress=progress)
     trained = []
+    beside = [baselines]
+    if config.known_truth.enabled and hosts.size == 1:
+        finished = threading.Event()
+        training, mapping = _signalling(training, mapping, finished)
+        beside.append(functools.partial(_known_truth_meanwhile, config, workdir, plan, lineup,
+                                        data, shortcut_path, progress, finished, early))
 
     def publish():
         trained.extend(m.with_val_auc() for m in lineup.classifiers)
@@ -112,18 +122,64 @@ def _train_and_map(config, workdir, hosts, mesh, data, lineup, plan, segments, s
             "shortcut_data_path": _relative(workdir, shortcut_path),
             "models": [{**dataclasses.asdict(m), "path": _relative(workdir, m.path)}
                        for m in trained],
-            "segmenters": [_relative(workdir, p) for p in lineup.segmenters]})
+            "localizers": [_relative(workdir, p) for p in lineup.localizers]})
 
-    hosts.train_then_map(training, mapping, [unets], publish)
+    hosts.train_then_map(training, mapping, beside, publish)
     return trained
+
+
+def _signalling(training: dict, mapping: dict, finished: threading.Event) -> tuple:
+    """The families' pipelines (training, then map units) as one call each that sets
+    ``finished`` when the last one has ended, whether it succeeded or not."""
+    left = [len(training)]
+    lock = threading.Lock()
+
+    def pipeline(train, make_maps):
+        try:
+            train()
+            make_maps()
+        finally:
+            with lock:
+                left[0] -= 1
+                if left[0] == 0:
+                    finished.set()
+
+    if not training:
+        finished.set()
+    return ({f: functools.partial(pipeline, training[f], mapping[f]) for f in training},
+            {f: (lambda: None) for f in training})
+
+
+def _known_truth_meanwhile(config, workdir, plan, lineup, data, shortcut_path, progress,
+                           finished: threading.Event, early: dict) -> None:
+    """The known-truth stage as soon as the trained maps of both arms' models exist, beside
+    the map units still running (its compiling and forward passes fill the cores the last
+    units leave idle); gives up, leaving it to :func:`evaluate`, if the pipelines end first."""
+    ids = [m.id for ms in _arms(lineup.classifiers).values() for m in ms]
+    need = [p for p in plan.paths
+            if any(f"{os.sep}{i}{os.sep}trained{os.sep}" in p for i in ids)]
+    while not all(os.path.exists(p) for p in need):
+        if finished.is_set():
+            return
+        time.sleep(1.0)
+    store = maps.MapStore(workdir, config.chunk)
+    early["known_truth"] = known_truth_stage(config, lineup.classifiers, store,
+                                             list(method_hparams(config)), data, workdir,
+                                             progress, shortcut_path)
+
+
+def _arms(models) -> dict:
+    """Known truth's arms: the first architecture's true-label replicates ("normal") and its
+    shortcut-trained ones."""
+    return {"normal": [m for m in models if not m.variant and m.arch == models[0].arch],
+            "shortcut": [m for m in models if m.variant == "shortcut"]}
 
 
 def known_truth_stage(config, models, store, methods, data, workdir: str, progress: bool,
                       shortcut_path) -> dict:
     """Reliance, lesion / marker AUPRC and ROAD (``known_truth``): their CSVs, and their
     summary entry."""
-    arms = {"normal": [m for m in models if not m.variant and m.arch == models[0].arch],
-            "shortcut": [m for m in models if m.variant == "shortcut"]}
+    arms = _arms(models)
     average = {"normal": data.average_marker()}
     if shortcut_path:
         average["shortcut"] = data.average_marker(shortcut_path)
@@ -146,8 +202,8 @@ def xrai_segments(config, plan, images, progress: bool):
     return SegmentsProcess(to_model_input(images.chunks(config.chunk)), config.chunk, progress)
 
 
-def evaluate(config, models, segmenters, plan, data, workdir: str, progress: bool,
-             shortcut_path: str | None = None) -> dict:
+def evaluate(config, models, localizers, plan, data, workdir: str, progress: bool,
+             shortcut_path: str | None = None, known_truth_summary: dict | None = None) -> dict:
     """Stages 4 and 5: the criteria's per-image CSVs, ``summary.json`` and ``examples.npz``."""
     methods = list(method_hparams(config))
     classifiers = [m for m in models if not m.variant]
@@ -158,15 +214,16 @@ def evaluate(config, models, segmenters, plan, data, workdir: str, progress: boo
     full = [m for m in classifiers if maps.full_protocol(config, m, classifiers)]
     final = {m.id: [s for s in plan.settings[m.id] if s.kind == "cascading"][-1].name
              for m in full}
-    seg_maps = maps.segmenter_maps(segmenters, data.images.pixels)
+    seg_maps = maps.localizer_maps(localizers, data.images.pixels)
+    baseline = config.localization_baseline
     ssim = dict(config.ssim)
     util = (utility.evaluate(store, full, methods, final, data.images, data.training_masks(),
-                             seg_maps, progress) if data.images.has_masks else None)
+                             seg_maps, baseline, progress) if data.images.has_masks else None)
     rand = randomization.evaluate(store, full, methods, plan.settings, n_eval, ids, ssim,
                                   config.random_pairs, config.seed,
                                   config.random_pairs_per_image, progress)
-    agree = agreement.evaluate(store, classifiers, methods, n_eval, ids, seg_maps, ssim,
-                               config.agreement_pairs)
+    agree = agreement.evaluate(store, classifiers, methods, n_eval, ids, seg_maps, baseline,
+                               ssim, config.agreement_pairs)
     if util is not None:
         files.write_csv(os.path.join(workdir, "utility.csv"), util.rows())
     files.write_csv(os.path.join(workdir, "randomization.csv"), rand.rows())
@@ -180,8 +237,8 @@ def evaluate(config, models, segmenters, plan, data, workdir: str, progress: boo
     portable = [dataclasses.replace(m, path=_relative(workdir, m.path)) for m in classifiers]
     result = summary.build(config, portable, methods, util, rand, agree, n_util, n_eval, labels)
     if config.known_truth.enabled:
-        result["known_truth"] = known_truth_stage(config, models, store, methods, data, workdir,
-                                                  progress, shortcut_path)
+        result["known_truth"] = known_truth_summary or known_truth_stage(
+            config, models, store, methods, data, workdir, progress, shortcut_path)
     files.write_json(os.path.join(workdir, "summary.json"), result)
     summary.write_examples(os.path.join(workdir, "examples.npz"), store, classifiers[0].id,
                            plan.settings[classifiers[0].id], methods, data.images)

@@ -6,7 +6,8 @@ average precision, pointing game, mass accuracy; Wilcoxon tests against the base
 ``randomization`` (cascading and independent curves, pass line, verdict), ``repeatability`` and
 ``reproducibility`` (SSIM mean and CI), and with permuted-label models ``label_randomization``
 (SSIM to the true-label maps, pass line, verdict); ``study`` holds the setup and ``baselines``
-the average mask's and the U-Nets' scores.
+the average mask's and the localization baseline's scores (``localization_model``: "U-Net" or
+"RetinaNet"; ``utility`` per baseline model, ``localization_repeatability``).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 
 import saljax.models as sm
 from saljax import files
+from saljax.models.registry import LOCALIZERS
 from saljax.protocol import protocol_of
 from saljax.study import agreement, label_randomization, randomization, statistics, utility
 from saljax.study.maps import load_maps
@@ -45,9 +47,10 @@ def build(config, classifiers, methods, utility_results, randomization_results,
                          "protocol": protocol_of(config),
                          "models": [dataclasses.asdict(m) for m in classifiers],
                          "verdict_rule": VERDICT_RULE},
-               "baselines": {"utility": (utility.summarize_baselines(utility_results, boot)
+               "baselines": {"localization_model": LOCALIZERS[config.localization_baseline][1],
+                             "utility": (utility.summarize_baselines(utility_results, boot)
                                          if utility_results is not None else None),
-                             "segmentation_repeatability": (statistics.summarize(seg, **boot)
+                             "localization_repeatability": (statistics.summarize(seg, **boot)
                                                             if seg is not None else None)}}
         names = sm.block_names(sm.create(primary))
         for method in methods:

@@ -15,6 +15,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from saljax import metrics
+from saljax.models.registry import LOCALIZERS
 from saljax.study import statistics
 
 COLUMNS = ("auprc", "average_precision", "pointing_game", "mass_accuracy")
@@ -46,15 +47,18 @@ def score_maps(maps, masks, chunk: int = 64) -> dict:
 @dataclasses.dataclass
 class UtilityResults:
     """Per-image scores ``{column: [N]}`` of each (method, model id, state) and of each
-    baseline (``average_mask``, ``unet_seed<k>``), for the study images ``ids``."""
+    baseline (``average_mask``, ``<localizer>_seed<k>``: the U-Nets' or RetinaNets'), for
+    the study images ``ids``."""
     ids: tuple
     scores: dict
     baselines: dict
+    localizer: str = "unet"
 
     def rows(self) -> list[dict]:
         """utility.csv: one row per method, model, state and image; then the baselines."""
+        kind = LOCALIZERS[self.localizer][0]
         keys = list(self.scores) + [("average_mask", "baseline", "trained")] + [
-            ("segmentation", f"unet_{k}", "trained") for k in range(len(self.baselines) - 1)]
+            (kind, f"{self.localizer}_{k}", "trained") for k in range(len(self.baselines) - 1)]
         values = list(self.scores.values()) + list(self.baselines.values())
         return [{"method": method, "model": model, "state": state, "image": str(i),
                  **{c: float(v[c][j]) for c in COLUMNS}}
@@ -67,10 +71,10 @@ class UtilityResults:
 
 
 def evaluate(store, classifiers, methods, final_setting: dict, images, training_masks,
-             segmenter_maps, progress: bool = True) -> UtilityResults:
+             localizer_maps, localizer: str = "unet", progress: bool = True) -> UtilityResults:
     """Score the trained and the fully randomized (``final_setting[model id]``) maps of every
     classifier and method on all study images, and the baselines: the average training mask
-    and each U-Net's probability map."""
+    and each localization model's map (``localizer``: ``unet`` or ``retinanet``)."""
     n = len(images)
     scores = {}
     for m in tqdm(classifiers, desc="utility", disable=not progress, mininterval=2.0):
@@ -81,9 +85,9 @@ def evaluate(store, classifiers, methods, final_setting: dict, images, training_
     avg = (np.asarray(metrics.average_mask(training_masks)) if len(training_masks)
            else np.zeros(images.masks.shape[1:]))
     baselines = {"average_mask": score_maps(avg, images.masks)}
-    for k, seg in enumerate(segmenter_maps):
-        baselines[f"unet_seed{k}"] = score_maps(seg, images.masks)
-    return UtilityResults(images.ids, scores, baselines)
+    for k, seg in enumerate(localizer_maps):
+        baselines[f"{localizer}_seed{k}"] = score_maps(seg, images.masks)
+    return UtilityResults(images.ids, scores, baselines, localizer)
 
 
 def summarize(results: UtilityResults, method: str, model_ids, boot: dict) -> dict:
@@ -102,9 +106,10 @@ def summarize(results: UtilityResults, method: str, model_ids, boot: dict) -> di
     v = results.per_image("auprc", method, "trained", model_ids)
     entry["wilcoxon_vs_average_mask"] = statistics.wilcoxon(
         v, results.baselines["average_mask"]["auprc"])
-    if "unet_seed0" in results.baselines:
-        entry["wilcoxon_vs_segmentation"] = statistics.wilcoxon(
-            v, results.baselines["unet_seed0"]["auprc"])
+    first = f"{results.localizer}_seed0"
+    if first in results.baselines:
+        entry["wilcoxon_vs_localization"] = statistics.wilcoxon(
+            v, results.baselines[first]["auprc"])
     return entry
 
 

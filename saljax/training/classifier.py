@@ -24,7 +24,7 @@ from saljax import files
 from saljax.metrics import roc_auc
 from saljax.models import checkpoint as model_checkpoint
 from saljax.parallel import data_mesh, is_process_local
-from saljax.training.loop import Task, TrainState, every_replicate, fit
+from saljax.training.loop import Task, TrainState, every_replicate, fit, keep_best
 from saljax.training.replicates import ReplicateBatches, over_replicates, replicate, replicate_mode
 
 
@@ -203,7 +203,7 @@ def train(config, workdir: str, *, mesh=None, splits=None, progress: bool = True
     def epoch_end(state, epoch):
         aucs = evaluate_auc(predict, state.params, state.batch_stats, val_src,
                             config.eval_batch_size)
-        return _keep_best(state, jnp.asarray(aucs, jnp.float32), epoch), {
+        return keep_best(state, jnp.asarray(aucs, jnp.float32), epoch, "best_auc"), {
             "val_auc": np.round(aucs, 3).tolist()}
 
     task = Task(name=config.model, seeds=tuple(config.seeds),
@@ -213,20 +213,6 @@ def train(config, workdir: str, *, mesh=None, splits=None, progress: bool = True
                 checkpoint_every=config.checkpoint_every, max_steps=config.max_steps)
     state = fit(task, os.path.join(workdir, "checkpoints"), mesh=mesh, progress=progress)
     return export_best(config, state, workdir)
-
-
-@jax.jit
-def _keep_best(state: State, aucs, epoch) -> State:
-    better = aucs > state.best_auc
-
-    def pick(new, old):
-        return jnp.where(better.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
-
-    return dataclasses.replace(
-        state, best_params=jax.tree.map(pick, state.params, state.best_params),
-        best_batch_stats=jax.tree.map(pick, state.batch_stats, state.best_batch_stats),
-        best_auc=jnp.where(better, aucs, state.best_auc),
-        best_epoch=jnp.where(better, epoch, state.best_epoch))
 
 
 def export_best(config, state: State, workdir: str) -> dict:

@@ -8,6 +8,7 @@ uninterrupted run.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from typing import Any, Callable
 
@@ -29,6 +30,22 @@ class TrainState:
     params: Any
     batch_stats: Any
     opt_state: Any
+
+
+@functools.partial(jax.jit, static_argnames=("field",))
+def keep_best(state, scores, epoch, field: str):
+    """``state`` whose ``best_params``, ``best_batch_stats``, ``best_epoch`` and ``field`` (the
+    best validation score so far) move to this epoch's where ``scores`` [R] beat ``field``."""
+    better = scores > getattr(state, field)
+
+    def pick(new, old):
+        return jnp.where(better.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
+
+    return dataclasses.replace(
+        state, best_params=jax.tree.map(pick, state.params, state.best_params),
+        best_batch_stats=jax.tree.map(pick, state.batch_stats, state.best_batch_stats),
+        best_epoch=jnp.where(better, epoch, state.best_epoch),
+        **{field: jnp.where(better, scores, getattr(state, field))})
 
 
 def every_replicate(step: Callable, mode: str) -> Callable:
