@@ -82,11 +82,19 @@ def default_config() -> ml_collections.ConfigDict:
     # The MIDL 2020 comparison: replicates of the first architecture trained on permuted labels
     # (these seeds), whose maps are compared with the true-label models' (SSIM per image).
     c.permuted_label_seeds = ()
+    c.known_truth = known_truth_defaults()
+    _criteria_defaults(c)
+    c.bootstrap = 1000
+    c.seed = 0
+    return c
+
+
+def known_truth_defaults() -> ml_collections.ConfigDict:
     # Known truth (synthetic data only): what the models really use (reliance on the lesion and
     # the marker, removed by in-distribution infill), a shortcut arm (replicates of the first
     # architecture trained where the marker predicts the label), each method's AUPRC against
     # the lesion and the marker, and ROAD faithfulness curves.
-    c.known_truth = ml_collections.ConfigDict(dict(
+    return ml_collections.ConfigDict(dict(
         enabled=False,
         shortcut_seeds=(0,),           # the shortcut arm's replicates; () for none
         shortcut_strength=0.9,         # P(marker | positive) = P(no marker | negative)
@@ -98,6 +106,10 @@ def default_config() -> ml_collections.ConfigDict:
         road_noise=0.01,
         occlusion_size=16,             # the occlusion-with-infill reference map for ROAD
         occlusion_stride=8))
+
+
+def _criteria_defaults(c: ml_collections.ConfigDict) -> None:
+    """SSIM, agreement pairs and pass lines."""
     # SSIM on grayscale maps in [0, 1]: data_range 1. The study's code passed float maps to
     # skimage without data_range, which then assumed 2 (the float range [-1, 1]); set 2.0 to
     # reproduce its numbers.
@@ -109,9 +121,6 @@ def default_config() -> ml_collections.ConfigDict:
     c.random_pairs_per_image = 0     # > 0: that many pairs per image instead (the study's: 50)
     c.pass_line_models = "all"       # the mean of every replicate's line, or "first": replicate
                                      # 1's (the study's)
-    c.bootstrap = 1000
-    c.seed = 0
-    return c
 
 
 # The study's settings where PAIR 0.0.5, which it used, differs from PAIR 0.2: GradCAM resized
