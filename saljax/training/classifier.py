@@ -22,10 +22,9 @@ import saljax.models as sm
 from saljax import data as sd
 from saljax import files
 from saljax.metrics import roc_auc
-from saljax.models import checkpoint as model_checkpoint
 from saljax.parallel import data_mesh, is_process_local
-from saljax.training.loop import Task, TrainState, every_replicate, fit, keep_best
-from saljax.training.replicates import ReplicateBatches, over_replicates, replicate, replicate_mode
+from saljax.training.loop import Task, TrainState, every_replicate, export, fit, keep_best
+from saljax.training.replicates import ReplicateBatches, over_replicates, replicate_mode
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -217,16 +216,13 @@ def train(config, workdir: str, *, mesh=None, splits=None, progress: bool = True
 
 def export_best(config, state: State, workdir: str) -> dict:
     """Save each replicate's best variables as a model directory; returns their summary."""
-    out = {}
-    for r, seed in enumerate(config.seeds):
-        path = os.path.join(workdir, "models", f"{config.model}_seed{seed}")
-        variables = {"params": replicate(state.best_params, r),
-                     "batch_stats": replicate(state.best_batch_stats, r)}
-        meta = {"seed": int(seed), "val_auc": float(state.best_auc[r]),
-                "epoch": int(state.best_epoch[r]),
-                "label_randomization": bool(config.label_randomization)}
-        model_checkpoint.save(path, variables, name=config.model, width=config.width,
-                              num_classes=config.num_classes, metadata=meta)
-        out[int(seed)] = {"path": path, **meta}
+    metas = [{"seed": int(seed), "val_auc": float(state.best_auc[r]),
+              "epoch": int(state.best_epoch[r]),
+              "label_randomization": bool(config.label_randomization)}
+             for r, seed in enumerate(config.seeds)]
+    paths = export(workdir, config.model, config.seeds, state.best_params,
+                   state.best_batch_stats, metas, width=config.width,
+                   num_classes=config.num_classes)
+    out = {int(seed): {"path": p, **m} for seed, p, m in zip(config.seeds, paths, metas)}
     files.write_json(os.path.join(workdir, "models", f"{config.model}.json"), out)
     return out

@@ -25,10 +25,9 @@ from saljax import data as sd
 from saljax import files
 from saljax.metrics.detection import average_precision
 from saljax.models import boxes as bx
-from saljax.models import checkpoint as model_checkpoint
 from saljax.models.retinanet import detect, initial_variables
 from saljax.parallel import data_mesh, is_process_local
-from saljax.training.loop import Task, TrainState, every_replicate, fit, keep_best
+from saljax.training.loop import Task, TrainState, every_replicate, export, fit, keep_best
 from saljax.training.replicates import ReplicateBatches, replicate, replicate_mode
 
 
@@ -188,16 +187,12 @@ def train(config, splits, workdir: str, *, mesh=None, progress: bool = True) -> 
                 checkpoint_every=config.checkpoint_every, max_steps=config.max_steps)
     state = fit(task, os.path.join(workdir, "train", "retinanet", "checkpoints"), mesh=mesh,
                 progress=progress)
-    out = {}
-    for r, seed in enumerate(seeds):
-        path = os.path.join(workdir, "models", f"retinanet_seed{seed}")
-        meta = {"seed": int(seed), "val_ap50": float(state.best_ap[r]),
-                "epoch": int(state.best_epoch[r]), "anchor_scale": float(config.anchor_scale)}
-        v = {"params": replicate(state.best_params, r),
-             "batch_stats": replicate(state.best_batch_stats, r)}
-        model_checkpoint.save(path, v, name="retinanet", width=config.width, num_classes=1,
-                              metadata=meta)
-        out[int(seed)] = {"path": path, **meta}
+    metas = [{"seed": int(seed), "val_ap50": float(state.best_ap[r]),
+              "epoch": int(state.best_epoch[r]), "anchor_scale": float(config.anchor_scale)}
+             for r, seed in enumerate(seeds)]
+    paths = export(workdir, "retinanet", seeds, state.best_params, state.best_batch_stats,
+                   metas, width=config.width, num_classes=1)
+    out = {int(seed): {"path": p, **m} for seed, p, m in zip(seeds, paths, metas)}
     files.write_json(os.path.join(workdir, "models", "retinanet.json"), out)
     return out
 

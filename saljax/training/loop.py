@@ -20,7 +20,9 @@ from tqdm.auto import tqdm
 
 from saljax.parallel import (batch_sharding, data_mesh, is_process_local, orbax_processes,
                              replicated)
-from saljax.training.replicates import ReplicateBatches, over_replicates, stack_trees
+from saljax.models import checkpoint as model_checkpoint
+from saljax.training.replicates import (ReplicateBatches, over_replicates, replicate,
+                                        stack_trees)
 
 
 @jax.tree_util.register_dataclass
@@ -46,6 +48,20 @@ def keep_best(state, scores, epoch, field: str):
         best_batch_stats=jax.tree.map(pick, state.batch_stats, state.best_batch_stats),
         best_epoch=jnp.where(better, epoch, state.best_epoch),
         **{field: jnp.where(better, scores, getattr(state, field))})
+
+
+def export(workdir: str, name: str, seeds, params, batch_stats, metas, *, width: float,
+           num_classes: int) -> list[str]:
+    """Each replicate's variables (``params`` and ``batch_stats`` stacked over replicates) as a
+    model directory ``workdir/models/<name>_seed<seed>`` with its ``metas[r]``; their paths."""
+    paths = []
+    for r, (seed, meta) in enumerate(zip(seeds, metas)):
+        path = os.path.join(workdir, "models", f"{name}_seed{seed}")
+        variables = {"params": replicate(params, r), "batch_stats": replicate(batch_stats, r)}
+        model_checkpoint.save(path, variables, name=name, width=width, num_classes=num_classes,
+                              metadata=meta)
+        paths.append(path)
+    return paths
 
 
 def every_replicate(step: Callable, mode: str) -> Callable:

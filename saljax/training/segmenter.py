@@ -20,10 +20,9 @@ import optax
 import saljax.models as sm
 from saljax import data as sd
 from saljax import files
-from saljax.models import checkpoint as model_checkpoint
 from saljax.parallel import data_mesh, is_process_local
-from saljax.training.loop import Task, TrainState, every_replicate, fit
-from saljax.training.replicates import ReplicateBatches, replicate, replicate_mode
+from saljax.training.loop import Task, TrainState, every_replicate, export, fit
+from saljax.training.replicates import ReplicateBatches, replicate_mode
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -78,13 +77,11 @@ def train(config, splits, workdir: str, *, mesh=None, progress: bool = True) -> 
                 epochs=config.epochs, checkpoint_every=config.checkpoint_every)
     state = fit(task, os.path.join(workdir, "train", "unet", "checkpoints"), mesh=mesh,
                 progress=progress)
-    out = {}
-    for r, seed in enumerate(seeds):
-        path = os.path.join(workdir, "models", f"unet_seed{seed}")
-        v = {"params": replicate(state.params, r), "batch_stats": replicate(state.batch_stats, r)}
-        model_checkpoint.save(path, v, name="unet", width=config.width, num_classes=1,
-                              metadata={"seed": int(seed), "final_loss": float(state.loss[r])})
-        out[int(seed)] = path
+    metas = [{"seed": int(seed), "final_loss": float(state.loss[r])}
+             for r, seed in enumerate(seeds)]
+    paths = export(workdir, "unet", seeds, state.params, state.batch_stats, metas,
+                   width=config.width, num_classes=1)
+    out = {int(seed): p for seed, p in zip(seeds, paths)}
     files.write_json(os.path.join(workdir, "models", "unet.json"), out)
     return out
 
