@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from saljax import files  # noqa: E402
-from saljax.report.figures import methods_of, read_csv  # noqa: E402
+from saljax.report.figures import methods_of, read_csv, save  # noqa: E402
 from saljax.report.markdown import fmt  # noqa: E402
 
 
@@ -109,9 +109,7 @@ def utility_figure(studies, path):
         ax.set_title(s["name"], fontsize=9)
         ax.set_ylabel("AUPRC against the lesion")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    files.save_figure(fig, path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def cascading_figure(studies, path):
@@ -131,9 +129,7 @@ def cascading_figure(studies, path):
         ax.set_title(f"{s['name']}: cascading randomization (dotted: pass lines)", fontsize=9)
         ax.set_ylabel("SSIM to the trained model's map")
         ax.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
-    files.save_figure(fig, path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def agreement_figure(studies, path):
@@ -157,9 +153,7 @@ def agreement_figure(studies, path):
         ax.set_title(s["name"], fontsize=9)
         ax.set_ylabel("SSIM between models' maps")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    files.save_figure(fig, path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def compare(workdirs, out: str) -> str:

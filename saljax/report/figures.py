@@ -20,6 +20,14 @@ from saljax import files  # noqa: E402
 RESERVED = ("study", "baselines", "known_truth")
 
 
+def save(fig, path: str, **layout) -> None:
+    """Lay ``fig`` out (``tight_layout(**layout)``), write it atomically as a 110 dpi PNG and
+    close it."""
+    fig.tight_layout(**layout)
+    files.save_figure(fig, path, dpi=110)
+    plt.close(fig)
+
+
 def read_csv(path):
     if not os.path.exists(path):
         return []
@@ -55,9 +63,7 @@ def cascading_figure(summary, path):
         ax.axis("off")
     axes.flat[0].legend(fontsize=6)
     fig.suptitle("Cascading randomization: similarity to the trained model's map")
-    fig.tight_layout()
-    files.save_figure(fig, path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 # the baselines' rows in utility.csv / agreement.csv ("method" column): the average mask, and
@@ -90,9 +96,7 @@ def agreement_figure(rows, path):
             ax.set_xticks(np.arange(1, len(labels) + 1), labels, rotation=60, fontsize=7)
         ax.set_title(crit)
         ax.set_ylabel("SSIM between models' maps")
-    fig.tight_layout()
-    files.save_figure(fig, path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def utility_figure(rows, path):
@@ -121,9 +125,7 @@ def utility_figure(rows, path):
     ax.set_xticks(np.arange(1, len(labels) + 1), labels, rotation=70, fontsize=6)
     ax.set_ylabel("AUPRC against the lesion")
     ax.set_title("Localization utility per image")
-    fig.tight_layout()
-    files.save_figure(fig, path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def shortcut_figure(known_truth, path):
@@ -143,9 +145,7 @@ def shortcut_figure(known_truth, path):
         ax.set_xticks(x, methods, rotation=60, fontsize=7)
         ax.set_title(f"{arm} arm", fontsize=9)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    files.save_figure(fig, path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def road_figure(known_truth, path):
@@ -163,9 +163,7 @@ def road_figure(known_truth, path):
     ax.set_title("ROAD: MoRF (solid) and LeRF (dashed); legend: area between the curves",
                  fontsize=9)
     ax.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
-    files.save_figure(fig, path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def examples_figure(path_npz, path):
@@ -187,6 +185,4 @@ def examples_figure(path_npz, path):
                 ax.set_title(s.replace("cascading_", "casc "), fontsize=6)
             if j == 0:
                 ax.set_ylabel(m, fontsize=6)
-    fig.tight_layout(pad=0.2)
-    files.save_figure(fig, path, dpi=110)
-    plt.close(fig)
+    save(fig, path, pad=0.2)
