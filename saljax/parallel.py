@@ -8,6 +8,7 @@ of a TPU host, the GPUs of a node, or every device of a multi-host pod after
 from __future__ import annotations
 
 import os
+import threading
 
 import jax
 import numpy as np
@@ -55,6 +56,13 @@ def is_process_local(mesh: Mesh) -> bool:
     """Whether every device of ``mesh`` belongs to this process (e.g. a study's process 0
     training on its local devices while the other processes wait)."""
     return all(d.process_index == jax.process_index() for d in mesh.devices.flat)
+
+
+# orbax numbers each save with one process-wide "current operation id" (orbax 0.12:
+# synchronization.OperationIdGenerator), so two saves at once from different threads (a study
+# trains and maps its families concurrently) can wait forever on each other's signal key. Every
+# orbax save, restore and manager of saljax runs under this lock, a save finished inside it.
+orbax_lock = threading.RLock()
 
 
 def orbax_processes(local: bool = True):

@@ -160,3 +160,44 @@ def test_unet_training_resumes_from_its_checkpoint(tiny_data, tmp_path, monkeypa
         assert meta_a == meta_b
         for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
             np.testing.assert_array_equal(x, y)
+
+
+class _Ones:
+    """Every step one batch of 1 example per replicate ([R=2, B=1], the value 1)."""
+    steps_per_epoch = 25
+
+    def __getitem__(self, step):
+        return {"x": np.ones((2, 1), np.float32)}
+
+
+def test_families_trained_at_once_checkpoint_without_waiting_on_each_other(tmp_path):
+    """A study trains its model families in threads of one process. Four loops saving an orbax
+    checkpoint every step at once all finish, each with its own final state and checkpoints
+    (orbax's one process-wide operation id made such saves wait on each other for ever)."""
+    import threading
+    from saljax.training import loop
+
+    step = jax.jit(lambda state, batch, keys, shared: (
+        jax.tree.map(lambda w: w + batch["x"].sum(axis=1)[:, None], state),
+        jnp.zeros(2)))
+    results, errors = {}, []
+
+    def family(i):
+        try:
+            task = loop.Task(name=f"f{i}", seeds=(0, 1), init=lambda s, i=i: {"w": jnp.full(3, i)},
+                             step=step, batches=_Ones(), epochs=1, checkpoint_every=1)
+            results[i] = loop.fit(task, str(tmp_path / f"f{i}"), progress=False)
+        except Exception as e:   # reported below, not lost in the thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=family, args=(i,), daemon=True) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a family's checkpointing never finished"
+    assert not errors, errors
+    for i in range(4):
+        np.testing.assert_array_equal(np.asarray(results[i]["w"]), np.full((2, 3), i + 25.0))
+        steps = sorted(int(d) for d in os.listdir(tmp_path / f"f{i}") if d.isdigit())
+        assert steps == [24, 25]   # max_to_keep 2

@@ -17,7 +17,7 @@ import orbax.checkpoint as ocp
 
 from saljax import files
 from saljax.models.init import variable_shapes, variables_mismatch
-from saljax.parallel import orbax_processes
+from saljax.parallel import orbax_lock, orbax_processes
 from saljax.models.registry import create
 
 
@@ -32,11 +32,13 @@ def save(path: str, variables, *, name: str, width: float = 1.0, num_classes: in
     os.makedirs(path, exist_ok=True)
     spec = {"name": name, "width": float(width), "num_classes": int(num_classes),
             "metadata": metadata or {}}
-    checkpointer = ocp.StandardCheckpointer(multiprocessing_options=orbax_processes())
     target = os.path.join(path, "variables")
-    tree = {k: variables[k] for k in ("params", "batch_stats")}
-    checkpointer.save(target, jax.tree.map(np.asarray, tree), force=True)
-    checkpointer.wait_until_finished()
+    tree = jax.tree.map(np.asarray, {k: variables[k] for k in ("params", "batch_stats")})
+    with orbax_lock:
+        checkpointer = ocp.StandardCheckpointer(multiprocessing_options=orbax_processes())
+        checkpointer.save(target, tree, force=True)
+        checkpointer.wait_until_finished()
+        checkpointer.close()
     files.write_json(os.path.join(path, "model.json"), spec)  # last: marks the model complete
 
 
@@ -74,7 +76,8 @@ def load(path: str, *, name: str | None = None, width: float | None = None,
     expected = {k: expected[k] for k in ("params", "batch_stats")}
     reader = ocp.StandardCheckpointer(multiprocessing_options=orbax_processes())
     try:
-        stored = reader.metadata(os.path.join(path, "variables"))
+        with orbax_lock:
+            stored = reader.metadata(os.path.join(path, "variables"))
     except Exception as e:   # orbax raises several types for missing or truncated metadata
         raise CheckpointMismatch(f"{path}/variables: cannot read the stored arrays' metadata "
                                  f"({type(e).__name__}: {e})") from e
@@ -90,7 +93,8 @@ def load(path: str, *, name: str | None = None, width: float | None = None,
         raise CheckpointMismatch(f"{path}: the stored arrays do not fit {spec['name']} (width "
                                  f"{spec['width']}): {detail}")
     try:
-        variables = reader.restore(os.path.join(path, "variables"), expected)
+        with orbax_lock:
+            variables = reader.restore(os.path.join(path, "variables"), expected)
     except Exception as e:   # truncated or missing array files
         raise CheckpointMismatch(f"{path}/variables: cannot read the stored arrays "
                                  f"({type(e).__name__}: {e})") from e

@@ -18,8 +18,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 from tqdm.auto import tqdm
 
-from saljax.parallel import (batch_sharding, data_mesh, is_process_local, orbax_processes,
-                             replicated)
+from saljax.parallel import (batch_sharding, data_mesh, is_process_local, orbax_lock,
+                             orbax_processes, replicated)
 from saljax.models import checkpoint as model_checkpoint
 from saljax.training.replicates import (ReplicateBatches, over_replicates, replicate,
                                         stack_trees)
@@ -103,7 +103,8 @@ def _checkpoints(checkpoint_dir: str, mesh):
     options = ocp.CheckpointManagerOptions(max_to_keep=2, create=False,
                                            cleanup_tmp_directories=True,   # after a kill
                                            multiprocessing_options=orbax_processes(local))
-    manager = ocp.CheckpointManager(checkpoint_dir, options=options)
+    with orbax_lock:
+        manager = ocp.CheckpointManager(checkpoint_dir, options=options)
     if local and jax.process_count() > 1:
         host = lambda state: jax.tree.map(np.asarray, state)
         return manager, host, host
@@ -125,7 +126,8 @@ def fit(task: Task, checkpoint_dir: str, *, mesh=None, progress: bool = True):
     state = stack_trees(*[task.init(s) for s in task.seeds])
     start = manager.latest_step() or 0
     if start:
-        state = manager.restore(start, args=ocp.args.StandardRestore(target(state)))
+        with orbax_lock:
+            state = manager.restore(start, args=ocp.args.StandardRestore(target(state)))
     state = jax.device_put(state, replicated(mesh))
     data_sharding = batch_sharding(mesh, leading=1)
     bar = tqdm(total=total, initial=start, desc=f"train {task.name} x{len(task.seeds)}",
@@ -140,7 +142,10 @@ def fit(task: Task, checkpoint_dir: str, *, mesh=None, progress: bool = True):
             state, fields = task.epoch_end(state, -(-done // per_epoch))  # epochs started
             bar.set_postfix(loss=float(jnp.mean(loss)), **fields)
         if done % task.checkpoint_every == 0 or done == total:
-            manager.save(done, args=ocp.args.StandardSave(saved(state)))
-    manager.wait_until_finished()
+            with orbax_lock:
+                manager.save(done, args=ocp.args.StandardSave(saved(state)))
+                manager.wait_until_finished()
+    with orbax_lock:
+        manager.close()
     bar.close()
     return state
