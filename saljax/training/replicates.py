@@ -2,6 +2,8 @@
 replicate (a loop, faster on the CPU), with their batches stacked on a leading axis."""
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -54,21 +56,29 @@ def replicate(tree, r: int):
     return jax.tree.map(lambda a: _host_slice(a, r), tree)
 
 
+@functools.partial(jax.jit, static_argnames="n")
+def _unstack_compiled(trees, n: int):
+    """The ``n`` replicates of stacked ``trees``, a tuple of ``n`` trees, in one program: slicing
+    each of a model state's thousands of leaves on the host cost more than the step itself."""
+    return tuple(jax.tree.map(lambda a: a[r], trees) for r in range(n))
+
+
 def over_replicates(fn, mode: str, in_axes):
     """``fn`` applied to every replicate (leading axis of the arguments whose ``in_axes`` is 0):
-    one jitted ``vmap`` call, or the same jitted single-replicate ``fn`` once per replicate."""
+    one jitted ``vmap`` call, or the same jitted single-replicate ``fn`` once per replicate
+    (the replicates sliced out and stacked back by one compiled call each)."""
     if mode == "vmap":
         return jax.jit(jax.vmap(fn, in_axes=in_axes))
     single = jax.jit(fn)
-    pick = replicate if _host_side() else jax.jit(
-        lambda tree, r: jax.tree.map(lambda a: a[r], tree))
-    stack = stack_trees
 
     def looped(*args):
         n = next(jax.tree.leaves(a)[0].shape[0] for a, ax in zip(args, in_axes) if ax == 0)
-        outs = [single(*[pick(a, r) if ax == 0 else a for a, ax in zip(args, in_axes)])
-                for r in range(n)]
-        return stack(*outs)
+        parts = _unstack_compiled(tuple(a for a, ax in zip(args, in_axes) if ax == 0), n)
+        outs = []
+        for part in parts:
+            it = iter(part)
+            outs.append(single(*[next(it) if ax == 0 else a for a, ax in zip(args, in_axes)]))
+        return _stack_compiled(*outs)
     return looped
 
 
