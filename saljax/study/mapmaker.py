@@ -10,6 +10,8 @@ maps see the same noise, so they differ only through the weights) or per chunk a
 """
 from __future__ import annotations
 
+import json
+import threading
 import zlib
 from typing import TYPE_CHECKING
 
@@ -52,6 +54,24 @@ def group_max_batch(group: tuple, methods: dict, default: int, per_method: dict)
     return int(min(sizes))
 
 
+_PROGRAMS: dict = {}
+_PROGRAMS_LOCK = threading.Lock()
+
+
+def _shared(key: tuple, build):
+    """One program per key (architecture, methods, sizes) for every model of a study: a second
+    replicate of an architecture reuses the first one's traced and compiled programs instead of
+    tracing the network again (tracing is most of a warm unit's cost)."""
+    with _PROGRAMS_LOCK:
+        if key not in _PROGRAMS:
+            _PROGRAMS[key] = build()
+        return _PROGRAMS[key]
+
+
+def _frozen(value) -> str:
+    return json.dumps(value, sort_keys=True, default=repr)
+
+
 class MapMaker:
     """Computes map units for one model: caches randomized variables and compiled methods."""
 
@@ -71,15 +91,29 @@ class MapMaker:
         self.target = target
         self.mesh = mesh
         self.groups = method_groups(methods)
-        self._explain = {g: ss.make_many(
-            {l: methods[l] for l in g}, model, mesh=mesh,
-            max_batch=group_max_batch(g, methods, max_batch, max_batch_per_method or {}))
+        per_method = max_batch_per_method or {}
+        programs = {g: _shared(
+            ("group", model, _frozen({l: methods[l] for l in g}), mesh, normalization,
+             group_max_batch(g, methods, max_batch, per_method)),
+            lambda g=g: self._program(g, methods, model, mesh, normalization,
+                                      group_max_batch(g, methods, max_batch, per_method)))
             for g in self.groups}
-        self._jitted = {g: jax.jit(self._gray_signed(e, normalization))
-                        for g, e in self._explain.items()}
-        self._span = jax.jit(lambda v, k, start, stop: randomize.span(
-            model, v, k, start, stop, **self.randomization))
+        self._explain = {g: e for g, (e, _) in programs.items()}
+        self._jitted = {g: j for g, (_, j) in programs.items()}
+        self._span = _shared(("span", model, _frozen(self.randomization)),
+                             lambda: self._span_program(model, self.randomization))
         self._setting_cache = (None, None)
+
+    @classmethod
+    def _program(cls, group, methods, model, mesh, normalization, max_batch):
+        explain = ss.make_many({l: methods[l] for l in group}, model, mesh=mesh,
+                               max_batch=max_batch)
+        return explain, jax.jit(cls._gray_signed(explain, normalization))
+
+    @staticmethod
+    def _span_program(model, randomization: dict):
+        return jax.jit(lambda v, k, start, stop: randomize.span(model, v, k, start, stop,
+                                                                  **randomization))
 
     @staticmethod
     def _gray_signed(explain, normalization: str):

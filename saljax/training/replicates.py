@@ -22,24 +22,14 @@ def replicate_mode(config) -> str:
     return mode
 
 
-def _host_side() -> bool:
-    """Whether arrays live in host memory on one device (the usual CPU backend), where numpy
-    reads and stacks them in place; with several devices, arrays keep their shardings."""
-    return jax.default_backend() == "cpu" and jax.local_device_count() == 1
-
-
 @jax.jit
 def _stack_compiled(*trees):
     return jax.tree.map(lambda *a: jnp.stack(a), *trees)
 
 
 def stack_trees(*trees):
-    """Trees of equal structure stacked leaf by leaf on a new leading axis. On one CPU device
-    numpy stacks them (nothing to compile); elsewhere one jitted call does (op by op, every
-    distinct leaf shape would compile its own small program)."""
-    if _host_side():
-        return jax.tree.map(lambda *a: jnp.asarray(np.stack([np.asarray(x) for x in a])),
-                            *trees)
+    """Trees of equal structure stacked leaf by leaf on a new leading axis, by one compiled
+    call (converting leaf by leaf compiles a small program for every distinct leaf shape)."""
     return _stack_compiled(*trees)
 
 
