@@ -9,6 +9,7 @@ exported with :func:`saljax.models.checkpoint.save` to ``workdir/models/<name>_s
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from typing import Any
 
@@ -20,10 +21,10 @@ import optax
 
 import saljax.models as sm
 from saljax import data as sd
-from saljax import files
 from saljax.metrics import roc_auc
 from saljax.parallel import data_mesh, is_process_local
-from saljax.training.loop import Task, TrainState, every_replicate, export, fit, keep_best
+from saljax.training.loop import (Task, TrainState, every_replicate, export, fit, keep_best,
+                                  write_index)
 from saljax.training.replicates import ReplicateBatches, over_replicates, replicate_mode
 
 
@@ -72,11 +73,15 @@ def _model(config):
 
 
 def _optimizer(config):
-    if config.optimizer == "adam":
-        return optax.adam(config.learning_rate)
-    if config.optimizer == "sgd":
-        return optax.sgd(config.learning_rate, momentum=0.9)
-    raise ValueError(f"optimizer must be 'adam' or 'sgd', got {config.optimizer!r}")
+    return _optax(config.optimizer, float(config.learning_rate))
+
+
+def _optax(name: str, learning_rate: float):
+    if name == "adam":
+        return optax.adam(learning_rate)
+    if name == "sgd":
+        return optax.sgd(learning_rate, momentum=0.9)
+    raise ValueError(f"optimizer must be 'adam' or 'sgd', got {name!r}")
 
 
 def init_state(config, model, seed: int) -> State:
@@ -120,13 +125,22 @@ def augment(images, key):
 
 def make_train_step(config, model):
     """The step of every replicate: ``(state, {"image", "label"}, keys, class_weights) ->
-    (state, loss)`` (see :func:`saljax.training.loop.every_replicate`)."""
-    optimizer = _optimizer(config)
+    (state, loss)`` (see :func:`saljax.training.loop.every_replicate`). Families with the same
+    model and step settings (a study's shortcut arm and its normal arm) share one step, traced
+    once."""
+    return _train_step(model, config.optimizer, float(config.learning_rate), config.scaling,
+                       bool(config.augment), replicate_mode(config))
+
+
+@functools.lru_cache(maxsize=None)
+def _train_step(model, optimizer_name: str, learning_rate: float, scaling: str, augment_: bool,
+                mode: str):
+    optimizer = _optax(optimizer_name, learning_rate)
 
     def one(state: State, batch, key, class_weights):
         labels = batch["label"]
-        x = sd.to_model_input(batch["image"], config.scaling)
-        if config.augment:
+        x = sd.to_model_input(batch["image"], scaling)
+        if augment_:
             x = augment(x, key)
 
         def loss_fn(params):
@@ -142,14 +156,19 @@ def make_train_step(config, model):
         return dataclasses.replace(state, params=params, batch_stats=stats,
                                    opt_state=opt_state), loss
 
-    return every_replicate(one, replicate_mode(config))
+    return every_replicate(one, mode)
 
 
 def make_predict(config, model):
+    return _predict(model, config.scaling, replicate_mode(config))
+
+
+@functools.lru_cache(maxsize=None)
+def _predict(model, scaling: str, mode: str):
     def one(params, stats, images):
-        x = sd.to_model_input(images, config.scaling)
+        x = sd.to_model_input(images, scaling)
         return jax.nn.softmax(model.apply({"params": params, "batch_stats": stats}, x))[..., 1]
-    return over_replicates(one, replicate_mode(config), (0, 0, None))
+    return over_replicates(one, mode, (0, 0, None))
 
 
 def evaluate_auc(predict, params, stats, source, batch_size) -> np.ndarray:
@@ -224,5 +243,5 @@ def export_best(config, state: State, workdir: str) -> dict:
                    state.best_batch_stats, metas, width=config.width,
                    num_classes=config.num_classes)
     out = {int(seed): {"path": p, **m} for seed, p, m in zip(config.seeds, paths, metas)}
-    files.write_json(os.path.join(workdir, "models", f"{config.model}.json"), out)
+    write_index(workdir, config.model, out)
     return out

@@ -22,12 +22,12 @@ import optax
 
 import saljax.models as sm
 from saljax import data as sd
-from saljax import files
 from saljax.metrics.detection import average_precision
 from saljax.models import boxes as bx
 from saljax.models.retinanet import detect, initial_variables
 from saljax.parallel import data_mesh, is_process_local
-from saljax.training.loop import Task, TrainState, every_replicate, export, fit, keep_best
+from saljax.training.loop import (Task, TrainState, every_replicate, export, fit, keep_best,
+                                  write_index)
 from saljax.training.replicates import ReplicateBatches, replicate, replicate_mode
 
 
@@ -193,7 +193,7 @@ def train(config, splits, workdir: str, *, mesh=None, progress: bool = True) -> 
     paths = export(workdir, "retinanet", seeds, state.best_params, state.best_batch_stats,
                    metas, width=config.width, num_classes=1)
     out = {int(seed): {"path": p, **m} for seed, p, m in zip(seeds, paths, metas)}
-    files.write_json(os.path.join(workdir, "models", "retinanet.json"), out)
+    write_index(workdir, "retinanet", out)
     return out
 
 

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from saljax.parallel import (batch_sharding, data_mesh, is_process_local, orbax_lock,
                              orbax_processes, replicated)
+from saljax import files
 from saljax.models import checkpoint as model_checkpoint
 from saljax.training.replicates import (ReplicateBatches, over_replicates, replicate,
                                         stack_trees)
@@ -62,6 +63,16 @@ def export(workdir: str, name: str, seeds, params, batch_stats, metas, *, width:
                               metadata=meta)
         paths.append(path)
     return paths
+
+
+def write_index(workdir: str, name: str, out: dict) -> None:
+    """``workdir/models/<name>.json``: each replicate's entry (``out[seed]``, a model path or a
+    dict with ``"path"``) with the path relative to ``workdir``, so that a copied or moved
+    workdir still describes its own models."""
+    rel = lambda p: os.path.relpath(p, workdir)
+    index = {seed: {**e, "path": rel(e["path"])} if isinstance(e, dict) else rel(e)
+             for seed, e in out.items()}
+    files.write_json(os.path.join(workdir, "models", f"{name}.json"), index)
 
 
 def every_replicate(step: Callable, mode: str) -> Callable:

@@ -19,9 +19,9 @@ import optax
 
 import saljax.models as sm
 from saljax import data as sd
-from saljax import files
 from saljax.parallel import data_mesh, is_process_local
-from saljax.training.loop import Task, TrainState, every_replicate, export, fit
+from saljax.training.loop import (Task, TrainState, every_replicate, export, fit,
+                                  write_index)
 from saljax.training.replicates import ReplicateBatches, replicate_mode
 
 
@@ -82,7 +82,7 @@ def train(config, splits, workdir: str, *, mesh=None, progress: bool = True) -> 
     paths = export(workdir, "unet", seeds, state.params, state.batch_stats, metas,
                    width=config.width, num_classes=1)
     out = {int(seed): p for seed, p in zip(seeds, paths)}
-    files.write_json(os.path.join(workdir, "models", "unet.json"), out)
+    write_index(workdir, "unet", out)
     return out
 
 
