@@ -92,12 +92,13 @@ class MapMaker:
         self.mesh = mesh
         self.groups = method_groups(methods)
         per_method = max_batch_per_method or {}
-        programs = {g: _shared(
-            ("group", model, _frozen({l: methods[l] for l in g}), mesh, normalization,
-             group_max_batch(g, methods, max_batch, per_method)),
-            lambda g=g: self._program(g, methods, model, mesh, normalization,
-                                      group_max_batch(g, methods, max_batch, per_method)))
-            for g in self.groups}
+        programs = {}
+        for g in self.groups:
+            group_methods = {l: methods[l] for l in g}
+            size = group_max_batch(g, methods, max_batch, per_method)
+            programs[g] = _shared(
+                ("group", model, _frozen(group_methods), mesh, normalization, size),
+                lambda: self._program(group_methods, model, mesh, normalization, size))
         self._explain = {g: e for g, (e, _) in programs.items()}
         self._jitted = {g: j for g, (_, j) in programs.items()}
         self._span = _shared(("span", model, _frozen(self.randomization)),
@@ -105,9 +106,8 @@ class MapMaker:
         self._setting_cache = (None, None)
 
     @classmethod
-    def _program(cls, group, methods, model, mesh, normalization, max_batch):
-        explain = ss.make_many({l: methods[l] for l in group}, model, mesh=mesh,
-                               max_batch=max_batch)
+    def _program(cls, group_methods, model, mesh, normalization, max_batch):
+        explain = ss.make_many(group_methods, model, mesh=mesh, max_batch=max_batch)
         return explain, jax.jit(cls._gray_signed(explain, normalization))
 
     @staticmethod

@@ -18,9 +18,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 from tqdm.auto import tqdm
 
+from saljax import files
 from saljax.parallel import (batch_sharding, data_mesh, is_process_local, orbax_lock,
                              orbax_processes, replicated)
-from saljax import files
 from saljax.models import checkpoint as model_checkpoint
 from saljax.training.replicates import (ReplicateBatches, over_replicates, replicate,
                                         stack_trees)

@@ -23,14 +23,10 @@ def replicate_mode(config) -> str:
 
 
 @jax.jit
-def _stack_compiled(*trees):
-    return jax.tree.map(lambda *a: jnp.stack(a), *trees)
-
-
 def stack_trees(*trees):
     """Trees of equal structure stacked leaf by leaf on a new leading axis, by one compiled
     call (converting leaf by leaf compiles a small program for every distinct leaf shape)."""
-    return _stack_compiled(*trees)
+    return jax.tree.map(lambda *a: jnp.stack(a), *trees)
 
 
 def _host_slice(a, r: int):
@@ -68,7 +64,7 @@ def over_replicates(fn, mode: str, in_axes):
         for part in parts:
             it = iter(part)
             outs.append(single(*[next(it) if ax == 0 else a for a, ax in zip(args, in_axes)]))
-        return _stack_compiled(*outs)
+        return stack_trees(*outs)
     return looped
 
 
