@@ -184,22 +184,34 @@ def schedule(config, classifiers, n_images: int, workdir: str, share=(0, 1)) -> 
 
 def compute(plan: MapPlan, family: str, config, chunks, segments, *, mesh=None,
             progress: bool = True) -> None:
-    """This process's missing units of a family's models, model by model (each loaded when its
-    units start). ``chunks``: the study images' pixels padded to whole chunks; ``segments``: a
+    """This process's missing units of a family's models: every model's trained maps first (the
+    known-truth stage waits for those of all replicates), then the randomization settings, model
+    by model (each loaded when its first unit starts). ``chunks``: the study images' pixels
+    padded to whole chunks; ``segments``: a
     :class:`saljax.saliency.segment_worker.SegmentsProcess` or None (no XRAI)."""
     size, base = config.chunk, jax.random.key(config.seed)
-    for mi, m, methods, units in plan.mine.get(family, []):
-        if all(os.path.exists(p) for u in units for p in u.paths.values()):
-            continue
-        model, variables, _ = model_checkpoint.load(m.path)
-        maker = MapMaker(model, variables, methods, key=jax.random.fold_in(base, mi),
-                         max_batch=config.max_batch, randomization=config.randomization,
-                         target=config.target, mesh=mesh,
-                         max_batch_per_method=dict(config.max_batch_per_method),
-                         normalization=config.normalization, noise=config.noise)
+    makers = {}
 
-        def unit(u, maker=maker):
-            seg = segments.result()[u.chunk] if maker.needs_segments(u.group) else None
-            return maker.unit(u.setting, u.group, u.chunk,
-                              chunks[u.chunk * size:(u.chunk + 1) * size], seg)
-        run_units([(u.paths, lambda u=u: unit(u)) for u in units], f"maps {m.id}", progress)
+    def maker_of(mi, m, methods) -> MapMaker:
+        if mi not in makers:
+            model, variables, _ = model_checkpoint.load(m.path)
+            makers[mi] = MapMaker(model, variables, methods, key=jax.random.fold_in(base, mi),
+                                  max_batch=config.max_batch, randomization=config.randomization,
+                                  target=config.target, mesh=mesh,
+                                  max_batch_per_method=dict(config.max_batch_per_method),
+                                  normalization=config.normalization, noise=config.noise)
+        return makers[mi]
+
+    def unit(maker, u):
+        seg = segments.result()[u.chunk] if maker.needs_segments(u.group) else None
+        return maker.unit(u.setting, u.group, u.chunk,
+                          chunks[u.chunk * size:(u.chunk + 1) * size], seg)
+
+    for trained in (True, False):
+        for mi, m, methods, units in plan.mine.get(family, []):
+            part = [u for u in units if (u.setting.kind == "trained") == trained]
+            if all(os.path.exists(p) for u in part for p in u.paths.values()):
+                continue
+            maker = maker_of(mi, m, methods)
+            run_units([(u.paths, lambda u=u, maker=maker: unit(maker, u)) for u in part],
+                      f"maps {m.id}" + ("" if trained else " randomized"), progress)

@@ -20,6 +20,7 @@ import functools
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import jax
 
@@ -53,20 +54,22 @@ def run(config, workdir: str, *, progress: bool = True) -> dict | None:
     plan = maps.schedule(config, lineup.classifiers, len(data.images), workdir,  # 3. maps
                          hosts.share)
     segments = xrai_segments(config, plan, data.images, progress)
-    early = {}     # the known-truth stage, when it ran beside the last map units
-    try:
-        trained = _train_and_map(config, workdir, hosts, mesh, data, lineup, plan, segments,
-                                 shortcut_path, progress, early)
-    finally:
-        if segments is not None:
-            segments.close()
-    done = f"saljax study {os.path.abspath(workdir)}"
-    if not hosts.writer:
-        hosts.leave_together(done)
-        return None
-    hosts.wait_for(plan.paths, "map units of the other processes")
-    result = evaluate(config, trained, lineup.localizers, plan, data, workdir, progress,
-                      shortcut_path, early.get("known_truth"))               # 4. criteria, 5.
+    # the known-truth stage starts once its maps exist and runs on beside the last map units
+    # and the criteria (a single process); ``evaluate`` joins it
+    with ThreadPoolExecutor(max_workers=1) as meanwhile:
+        try:
+            trained, known = _train_and_map(config, workdir, hosts, mesh, data, lineup, plan,
+                                            segments, shortcut_path, progress, meanwhile)
+        finally:
+            if segments is not None:
+                segments.close()
+        done = f"saljax study {os.path.abspath(workdir)}"
+        if not hosts.writer:
+            hosts.leave_together(done)
+            return None
+        hosts.wait_for(plan.paths, "map units of the other processes")
+        result = evaluate(config, trained, lineup.localizers, plan, data, workdir, progress,
+                          shortcut_path, known)                               # 4. criteria, 5.
     hosts.leave_together(done)
     return result
 
@@ -95,10 +98,11 @@ def _resolve(workdir: str, path):
 
 
 def _train_and_map(config, workdir, hosts, mesh, data, lineup, plan, segments, shortcut_path,
-                   progress, early: dict) -> list:
-    """Each model family's training, then its map units (beside the baselines' training and,
-    in a single process, the known-truth stage once its maps exist: ``early``), and
-    models.json; returns the classifiers with their validation AUCs."""
+                   progress, meanwhile) -> tuple:
+    """Each model family's training, then its map units (beside the baselines' training), and
+    models.json; returns the classifiers with their validation AUCs, and, in a single process,
+    the known-truth stage submitted to ``meanwhile`` (a future of its summary, None where it
+    gave up) or None."""
     chunks = data.images.chunks(config.chunk)
     mapping = {family: functools.partial(maps.compute, plan, family, config, chunks, segments,
                                          mesh=mesh if mesh.devices.size > 1 else None,
@@ -107,13 +111,12 @@ def _train_and_map(config, workdir, hosts, mesh, data, lineup, plan, segments, s
                 for family in plan.mine}
     baselines = functools.partial(lineup.train_localizers, config, data.splits, workdir,
                                   mesh=mesh, progress=progress)
-    trained = []
-    beside = [baselines]
+    trained, known = [], None
     if config.known_truth.enabled and hosts.size == 1:
         finished = threading.Event()
         training, mapping = _signalling(training, mapping, finished)
-        beside.append(functools.partial(_known_truth_meanwhile, config, workdir, plan, lineup,
-                                        data, shortcut_path, progress, finished, early))
+        known = meanwhile.submit(_known_truth_meanwhile, config, workdir, plan, lineup, data,
+                                 shortcut_path, progress, finished)
 
     def publish():
         trained.extend(m.with_val_auc() for m in lineup.classifiers)
@@ -124,8 +127,8 @@ def _train_and_map(config, workdir, hosts, mesh, data, lineup, plan, segments, s
                        for m in trained],
             "localizers": [_relative(workdir, p) for p in lineup.localizers]})
 
-    hosts.train_then_map(training, mapping, beside, publish)
-    return trained
+    hosts.train_then_map(training, mapping, [baselines], publish)
+    return trained, known
 
 
 def _signalling(training: dict, mapping: dict, finished: threading.Event) -> tuple:
@@ -151,21 +154,21 @@ def _signalling(training: dict, mapping: dict, finished: threading.Event) -> tup
 
 
 def _known_truth_meanwhile(config, workdir, plan, lineup, data, shortcut_path, progress,
-                           finished: threading.Event, early: dict) -> None:
+                           finished: threading.Event):
     """The known-truth stage as soon as the trained maps of both arms' models exist, beside
-    the map units still running (its compiling and forward passes fill the cores the last
-    units leave idle); gives up, leaving it to :func:`evaluate`, if the pipelines end first."""
+    the map units still running and then the criteria (its compiling and forward passes fill
+    the cores they leave idle); its summary, or None (left to :func:`evaluate`) if the
+    pipelines end first without those maps."""
     ids = [m.id for ms in _arms(lineup.classifiers).values() for m in ms]
     need = [p for p in plan.paths
             if any(f"{os.sep}{i}{os.sep}trained{os.sep}" in p for i in ids)]
     while not all(os.path.exists(p) for p in need):
         if finished.is_set():
-            return
+            return None
         time.sleep(1.0)
     store = maps.MapStore(workdir, config.chunk)
-    early["known_truth"] = known_truth_stage(config, lineup.classifiers, store,
-                                             list(method_hparams(config)), data, workdir,
-                                             progress, shortcut_path)
+    return known_truth_stage(config, lineup.classifiers, store, list(method_hparams(config)),
+                             data, workdir, progress, shortcut_path)
 
 
 def _arms(models) -> dict:
@@ -203,8 +206,10 @@ def xrai_segments(config, plan, images, progress: bool):
 
 
 def evaluate(config, models, localizers, plan, data, workdir: str, progress: bool,
-             shortcut_path: str | None = None, known_truth_summary: dict | None = None) -> dict:
-    """Stages 4 and 5: the criteria's per-image CSVs, ``summary.json`` and ``examples.npz``."""
+             shortcut_path: str | None = None, known_truth_early=None) -> dict:
+    """Stages 4 and 5: the criteria's per-image CSVs, ``summary.json`` and ``examples.npz``.
+    ``known_truth_early``: a future of the known-truth summary computed meanwhile (its result
+    None: compute it here)."""
     methods = list(method_hparams(config))
     classifiers = [m for m in models if not m.variant]
     permuted = [m for m in models if m.permuted]
@@ -237,7 +242,8 @@ def evaluate(config, models, localizers, plan, data, workdir: str, progress: boo
     portable = [dataclasses.replace(m, path=_relative(workdir, m.path)) for m in classifiers]
     result = summary.build(config, portable, methods, util, rand, agree, n_util, n_eval, labels)
     if config.known_truth.enabled:
-        result["known_truth"] = known_truth_summary or known_truth_stage(
+        early = None if known_truth_early is None else known_truth_early.result()
+        result["known_truth"] = early or known_truth_stage(
             config, models, store, methods, data, workdir, progress, shortcut_path)
     files.write_json(os.path.join(workdir, "summary.json"), result)
     summary.write_examples(os.path.join(workdir, "examples.npz"), store, classifiers[0].id,
