@@ -12,7 +12,7 @@ import pytest
 
 import saljax.data as sd
 from saljax.training import classifier as train
-from saljax.training.replicates import stack_trees
+from saljax.training.replicates import Replicas, gather, stack_trees
 from saljax.models import checkpoint
 from train_worker import config
 
@@ -92,14 +92,23 @@ def test_a_replicate_under_vmap_takes_the_step_it_would_take_alone(tiny_data):
     assert np.linalg.norm(u_both - u_alone) <= 1e-3 * np.linalg.norm(u_alone)
     # and the two replicates are different models taking different steps
     assert not np.allclose(update(new_both, 0), u_both)
-    # the CPU's loop over replicates runs the single-replicate step itself: bitwise the same
+    # the CPU's loop over replicates runs the single-replicate step itself on replicates kept
+    # apart (nothing stacked): bitwise the same
     c.replicates = "loop"
-    new_loop, _ = train.make_train_step(c, model)(both, {"image": x, "label": y}, keys,
-                                                  jnp.ones(2))
+    apart = gather([train.init_state(c, model, s) for s in c.seeds], "loop")
+    assert isinstance(apart, Replicas) and len(apart) == 2
+    new_loop, loss = train.make_train_step(c, model)(apart, {"image": x, "label": y}, keys,
+                                                     jnp.ones(2))
     new_alone_loop, _ = train.make_train_step(c, model)(
-        alone, {"image": x[1:], "label": y[1:]}, keys[1:], jnp.ones(2))
-    np.testing.assert_array_equal(update(new_loop, 1), update(new_alone_loop, 0))
-    assert np.linalg.norm(update(new_loop, 1) - u_alone) <= 1e-3 * np.linalg.norm(u_alone)
+        Replicas([apart[1]]), {"image": x[1:], "label": y[1:]}, keys[1:], jnp.ones(2))
+    assert isinstance(new_loop, Replicas) and np.asarray(loss).shape == (2,)
+
+    def update_apart(new, r):
+        return np.concatenate([np.ravel(np.asarray(a) - b) for a, b in
+                               zip(jax.tree.leaves(new[r].params), jax.tree.leaves(start))])
+
+    np.testing.assert_array_equal(update_apart(new_loop, 1), update_apart(new_alone_loop, 0))
+    assert np.linalg.norm(update_apart(new_loop, 1) - u_alone) <= 1e-3 * np.linalg.norm(u_alone)
 
 
 def test_label_randomization_trains_on_permuted_labels(tiny_data):

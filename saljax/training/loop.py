@@ -22,27 +22,36 @@ from saljax import files
 from saljax.parallel import (batch_sharding, data_mesh, is_process_local, orbax_lock,
                              orbax_processes, replicated)
 from saljax.models import checkpoint as model_checkpoint
-from saljax.training.replicates import (ReplicateBatches, over_replicates, replicate,
-                                        stack_trees)
+from saljax.training.replicates import (ReplicateBatches, Replicas, gather, over_replicates,
+                                        replicate)
 
 
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass
 class TrainState:
-    """What every replicate's training carries (leading axis: replicates); tasks extend it."""
+    """What a replicate's training carries; tasks extend it. Training carries the replicates'
+    states stacked (leading axis: replicates) or as :class:`Replicas` (the loop mode)."""
     params: Any
     batch_stats: Any
     opt_state: Any
 
 
-@functools.partial(jax.jit, static_argnames=("field",))
 def keep_best(state, scores, epoch, field: str):
     """``state`` whose ``best_params``, ``best_batch_stats``, ``best_epoch`` and ``field`` (the
-    best validation score so far) move to this epoch's where ``scores`` [R] beat ``field``."""
-    better = scores > getattr(state, field)
+    best validation score so far) move to this epoch's where ``scores`` [R] beat ``field``
+    (``state`` stacked over replicates, or :class:`~saljax.training.replicates.Replicas`)."""
+    if isinstance(state, Replicas):
+        return Replicas(_keep_best(s, scores[r], epoch, field) for r, s in enumerate(state.trees))
+    return _keep_best(state, scores, epoch, field)
+
+
+@functools.partial(jax.jit, static_argnames=("field",))
+def _keep_best(state, scores, epoch, field: str):
+    better = scores > getattr(state, field)        # [R] (stacked) or [] (one replicate)
 
     def pick(new, old):
-        return jnp.where(better.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
+        return jnp.where(better.reshape(better.shape + (1,) * (new.ndim - better.ndim)), new,
+                         old)
 
     return dataclasses.replace(
         state, best_params=jax.tree.map(pick, state.params, state.best_params),
@@ -87,9 +96,10 @@ class Task:
 
     ``init(seed)`` is a replicate's initial state (a pytree); ``step(state, batch, keys,
     shared) -> (state, loss)`` updates every replicate (:func:`every_replicate` of a one-replicate
-    step), ``batch`` a dict of [R, ...] arrays, ``shared`` the same for every replicate (e.g.
-    class weights);
-    ``epoch_end(state, epoch)``, if given, runs after every epoch on the stacked state and
+    step in mode ``replicates``, which says how the states are carried: stacked for
+    ``"vmap"``, :class:`Replicas` for ``"loop"``), ``batch`` a dict of [R, ...] arrays,
+    ``shared`` the same for every replicate (e.g. class weights);
+    ``epoch_end(state, epoch)``, if given, runs after every epoch on the replicates' state and
     returns ``(state, progress-bar fields)`` (validation, best-keeping).
     """
     name: str
@@ -102,6 +112,7 @@ class Task:
     epoch_end: Callable | None = None
     checkpoint_every: int = 50
     max_steps: int = -1                 # stop early (for tests): -1 runs every epoch
+    replicates: str = "vmap"            # the step's mode (replicates.replicate_mode)
 
 
 def _checkpoints(checkpoint_dir: str, mesh):
@@ -126,7 +137,8 @@ def _checkpoints(checkpoint_dir: str, mesh):
 def fit(task: Task, checkpoint_dir: str, *, mesh=None, progress: bool = True):
     """Train every replicate of ``task`` (resuming from ``checkpoint_dir``) on ``mesh`` (default:
     every device of every process; on a mesh of this process's devices this process trains
-    alone, e.g. a study's process 0); returns the final state, stacked over replicates."""
+    alone, e.g. a study's process 0); returns the final state of every replicate (stacked, or
+    :class:`Replicas` in the loop mode)."""
     per_epoch = task.batches.steps_per_epoch
     total = per_epoch * task.epochs
     if task.max_steps >= 0:
@@ -134,7 +146,7 @@ def fit(task: Task, checkpoint_dir: str, *, mesh=None, progress: bool = True):
     mesh = mesh or data_mesh()
     keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in task.seeds])
     manager, saved, target = _checkpoints(checkpoint_dir, mesh)
-    state = stack_trees(*[task.init(s) for s in task.seeds])
+    state = gather([task.init(s) for s in task.seeds], task.replicates)
     start = manager.latest_step() or 0
     if start:
         with orbax_lock:
@@ -151,7 +163,7 @@ def fit(task: Task, checkpoint_dir: str, *, mesh=None, progress: bool = True):
         done = step + 1
         if task.epoch_end is not None and (done % per_epoch == 0 or done == total):
             state, fields = task.epoch_end(state, -(-done // per_epoch))  # epochs started
-            bar.set_postfix(loss=float(jnp.mean(loss)), **fields)
+            bar.set_postfix(loss=float(np.mean(np.asarray(loss))), **fields)
         if done % task.checkpoint_every == 0 or done == total:
             with orbax_lock:
                 manager.save(done, args=ocp.args.StandardSave(saved(state)))

@@ -1,8 +1,8 @@
-"""Replicate seeds trained together: one jitted step for all of them (``vmap``) or one per
-replicate (a loop, faster on the CPU), with their batches stacked on a leading axis."""
+"""Replicate seeds trained together: one jitted step for all of them (``vmap``, their states
+stacked on a leading axis) or the same jitted step once per replicate (a loop, faster on the
+CPU, their states kept apart as :class:`Replicas`); batches stacked on a leading axis."""
 from __future__ import annotations
 
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +29,50 @@ def stack_trees(*trees):
     return jax.tree.map(lambda *a: jnp.stack(a), *trees)
 
 
+@jax.tree_util.register_pytree_with_keys_class
+class Replicas:
+    """Replicates kept apart (the ``"loop"`` mode), read like a stacked tree: ``replicas[r]`` is
+    replicate r's tree, ``replicas.params`` the replicas of a field, ``len`` their count and
+    ``np.asarray`` stacks array replicas. A pytree (orbax saves it as a sequence of trees)."""
+
+    def __init__(self, trees):
+        self.trees = tuple(trees)
+
+    def __getitem__(self, r: int):
+        return self.trees[r]
+
+    def __len__(self) -> int:
+        return len(self.trees)
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return Replicas(getattr(t, name) for t in self.trees)
+
+    def __array__(self, dtype=None, copy=None):
+        return np.stack([np.asarray(t, dtype) for t in self.trees])
+
+    def tree_flatten_with_keys(self):
+        return [(jax.tree_util.SequenceKey(i), t) for i, t in enumerate(self.trees)], None
+
+    @classmethod
+    def tree_unflatten(cls, _, trees):
+        return cls(trees)
+
+
+def gather(trees, mode: str):
+    """Replicate trees as training carries them: stacked on a leading axis (``"vmap"``) or kept
+    apart as :class:`Replicas` (``"loop"``: nothing is stacked or sliced per step)."""
+    return Replicas(trees) if mode == "loop" else stack_trees(*trees)
+
+
+def _host(a):
+    if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):   # typed keys: copy their data
+        return jax.random.wrap_key_data(np.asarray(jax.random.key_data(a)),
+                                        impl=jax.random.key_impl(a))
+    return np.asarray(a)
+
+
 def _host_slice(a, r: int):
     if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):   # typed keys: slice their data
         return jax.random.wrap_key_data(np.asarray(jax.random.key_data(a))[r],
@@ -37,34 +81,34 @@ def _host_slice(a, r: int):
 
 
 def replicate(tree, r: int):
-    """Replicate ``r`` of a stacked tree, sliced on the host (numpy arrays; typed PRNG keys stay
-    keys)."""
+    """Replicate ``r`` of :class:`Replicas` or of a stacked tree, as host arrays (numpy;
+    typed PRNG keys stay keys)."""
+    if isinstance(tree, Replicas):
+        return jax.tree.map(_host, tree[r])
     return jax.tree.map(lambda a: _host_slice(a, r), tree)
 
 
-@functools.partial(jax.jit, static_argnames="n")
-def _unstack_compiled(trees, n: int):
-    """The ``n`` replicates of stacked ``trees``, a tuple of ``n`` trees, in one program: slicing
-    each of a model state's thousands of leaves on the host cost more than the step itself."""
-    return tuple(jax.tree.map(lambda a: a[r], trees) for r in range(n))
-
-
 def over_replicates(fn, mode: str, in_axes):
-    """``fn`` applied to every replicate (leading axis of the arguments whose ``in_axes`` is 0):
-    one jitted ``vmap`` call, or the same jitted single-replicate ``fn`` once per replicate
-    (the replicates sliced out and stacked back by one compiled call each)."""
+    """``fn`` applied to every replicate (the arguments whose ``in_axes`` is 0): one jitted
+    ``vmap`` call on stacked trees, or the same jitted single-replicate ``fn`` once per
+    replicate (``"loop"``) on :class:`Replicas` (or arrays with a leading replicate axis, e.g.
+    a step's batches and keys), returning :class:`Replicas` (a tuple of them when ``fn``
+    returns a tuple)."""
     if mode == "vmap":
         return jax.jit(jax.vmap(fn, in_axes=in_axes))
     single = jax.jit(fn)
 
+    def part(a, r):
+        return a[r] if isinstance(a, Replicas) else jax.tree.map(lambda x: x[r], a)
+
     def looped(*args):
-        n = next(jax.tree.leaves(a)[0].shape[0] for a, ax in zip(args, in_axes) if ax == 0)
-        parts = _unstack_compiled(tuple(a for a, ax in zip(args, in_axes) if ax == 0), n)
-        outs = []
-        for part in parts:
-            it = iter(part)
-            outs.append(single(*[next(it) if ax == 0 else a for a, ax in zip(args, in_axes)]))
-        return stack_trees(*outs)
+        first = next(a for a, ax in zip(args, in_axes) if ax == 0)
+        n = len(first) if isinstance(first, Replicas) else jax.tree.leaves(first)[0].shape[0]
+        outs = [single(*[part(a, r) if ax == 0 else a for a, ax in zip(args, in_axes)])
+                for r in range(n)]
+        if isinstance(outs[0], tuple):
+            return tuple(Replicas(o) for o in zip(*outs))
+        return Replicas(outs)
     return looped
 
 
