@@ -210,3 +210,29 @@ def test_families_trained_at_once_checkpoint_without_waiting_on_each_other(tmp_p
         np.testing.assert_array_equal(np.asarray(results[i]["w"]), np.full((2, 3), i + 25.0))
         steps = sorted(int(d) for d in os.listdir(tmp_path / f"f{i}") if d.isdigit())
         assert steps == [24, 25]   # max_to_keep 2
+
+
+def test_a_checkpoint_of_another_replicate_layout_is_refused_by_name(tmp_path):
+    """The loop mode resumes replicates kept apart, the vmap mode stacked; a checkpoint written
+    the other way (another mode, or a saljax that stacked in both) is a clear error naming its
+    folder, not a crash deep in orbax or a wrong restore. The same layout resumes."""
+    from saljax.training import loop
+    from saljax.training.replicates import over_replicates
+
+    one = lambda state, batch, key, shared: (
+        jax.tree.map(lambda w: w + batch["x"].sum(), state), jnp.float32(0.0))
+
+    def task(mode, epochs):
+        return loop.Task(name="t", seeds=(0, 1), init=lambda s: {"w": jnp.full(3, float(s))},
+                         step=over_replicates(one, mode, (0, 0, 0, None)), batches=_Ones(),
+                         epochs=epochs, checkpoint_every=5, replicates=mode)
+
+    stacked = loop.fit(task("vmap", 1), str(tmp_path / "ck"), progress=False)
+    np.testing.assert_array_equal(np.asarray(stacked["w"]), [[25.0] * 3, [26.0] * 3])
+    with pytest.raises(loop.CheckpointLayoutError, match=str(tmp_path / "ck")):
+        loop.fit(task("loop", 2), str(tmp_path / "ck"), progress=False)
+    apart = loop.fit(task("loop", 1), str(tmp_path / "ck2"), progress=False)
+    assert isinstance(apart, Replicas)
+    np.testing.assert_array_equal([t["w"] for t in apart.trees], np.asarray(stacked["w"]))
+    resumed = loop.fit(task("loop", 2), str(tmp_path / "ck2"), progress=False)
+    np.testing.assert_array_equal([t["w"] for t in resumed.trees], [[50.0] * 3, [51.0] * 3])

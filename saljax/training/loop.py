@@ -26,6 +26,10 @@ from saljax.training.replicates import (ReplicateBatches, Replicas, gather, over
                                         replicate)
 
 
+class CheckpointLayoutError(ValueError):
+    """A training checkpoint that does not hold the state this training carries."""
+
+
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass
 class TrainState:
@@ -150,7 +154,15 @@ def fit(task: Task, checkpoint_dir: str, *, mesh=None, progress: bool = True):
     start = manager.latest_step() or 0
     if start:
         with orbax_lock:
-            state = manager.restore(start, args=ocp.args.StandardRestore(target(state)))
+            try:
+                state = manager.restore(start, args=ocp.args.StandardRestore(target(state)))
+            except (ValueError, KeyError, TypeError) as e:
+                raise CheckpointLayoutError(
+                    f"{checkpoint_dir}: the checkpoint of step {start} does not hold this "
+                    f"training's state ({len(task.seeds)} replicates carried "
+                    f"{'apart' if task.replicates == 'loop' else 'stacked'}): it was written by "
+                    "another saljax version, replicate mode (train.replicates) or model; delete "
+                    f"{checkpoint_dir} to train from the start") from e
     state = jax.device_put(state, replicated(mesh))
     data_sharding = batch_sharding(mesh, leading=1)
     bar = tqdm(total=total, initial=start, desc=f"train {task.name} x{len(task.seeds)}",
