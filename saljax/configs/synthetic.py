@@ -4,8 +4,8 @@
 
 The full protocol at reduced size: 2 InceptionV3 replicates and 1 DenseNet121 (narrow), 96 px,
 fewer noise samples and path steps, a few randomization levels spread over the named blocks.
-On a 2-core CPU (8-11 min with an empty compilation cache, known-truth stages included; see
-the README) its time goes to training (about half), the maps and XLA compilation; runs that
+On a 2-core CPU (under 10 min with an empty compilation cache, known-truth stages included;
+see the README) its time goes to training (about half), the maps and XLA compilation; runs that
 find the compilation cache warm skip the compiling.
 """
 from saljax.protocol import default_config
@@ -50,7 +50,8 @@ def get_config():
     # images, one InceptionV3 trained for 2 epochs where the marker predicts the label (the
     # shortcut arm), ROAD on 8 images at three fractions (10%, 50%, 90%) beside a random map
     # and an occlusion-with-infill map of 24 px patches at stride 24, computed beside the last
-    # map units. (With these stages the study takes 8-11 min on 2 cores; see the README.)
+    # map units and the criteria. (With these stages the study takes under 10 min on 2 cores;
+    # see the README.)
     c.known_truth.update(dict(enabled=True, shortcut_seeds=(0,), shortcut_train=dict(epochs=2),
                               images=16, road_images=8, road_fractions=(0.1, 0.5, 0.9),
                               occlusion_size=24, occlusion_stride=24))
