@@ -3,7 +3,6 @@ stacked on a leading axis) or the same jitted step once per replicate (a loop, f
 CPU, their states kept apart as :class:`Replicas`); batches stacked on a leading axis."""
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
