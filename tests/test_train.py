@@ -225,7 +225,7 @@ def test_a_checkpoint_of_another_replicate_layout_is_refused_by_name(tmp_path):
     def task(mode, epochs):
         return loop.Task(name="t", seeds=(0, 1), init=lambda s: {"w": jnp.full(3, float(s))},
                          step=over_replicates(one, mode, (0, 0, 0, None)), batches=_Ones(),
-                         epochs=epochs, checkpoint_every=5, replicates=mode)
+                         epochs=epochs, checkpoint_every=5)
 
     stacked = loop.fit(task("vmap", 1), str(tmp_path / "ck"), progress=False)
     np.testing.assert_array_equal(np.asarray(stacked["w"]), [[25.0] * 3, [26.0] * 3])

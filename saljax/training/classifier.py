@@ -228,8 +228,7 @@ def train(config, workdir: str, *, mesh=None, splits=None, progress: bool = True
                 init=lambda seed: init_state(config, model, seed),
                 step=make_train_step(config, model), batches=batches, epochs=config.epochs,
                 shared=class_weights, epoch_end=epoch_end,
-                checkpoint_every=config.checkpoint_every, max_steps=config.max_steps,
-                replicates=replicate_mode(config))
+                checkpoint_every=config.checkpoint_every, max_steps=config.max_steps)
     state = fit(task, os.path.join(workdir, "checkpoints"), mesh=mesh, progress=progress)
     return export_best(config, state, workdir)
 

@@ -184,8 +184,7 @@ def train(config, splits, workdir: str, *, mesh=None, progress: bool = True) -> 
                                keys=("image", "boxes"), shard=not is_process_local(mesh))
     task = Task(name="retinanet", seeds=seeds, init=init, step=step, batches=batches,
                 epochs=config.epochs, epoch_end=epoch_end,
-                checkpoint_every=config.checkpoint_every, max_steps=config.max_steps,
-                replicates=replicate_mode(config))
+                checkpoint_every=config.checkpoint_every, max_steps=config.max_steps)
     state = fit(task, os.path.join(workdir, "train", "retinanet", "checkpoints"), mesh=mesh,
                 progress=progress)
     metas = [{"seed": int(seed), "val_ap50": float(state.best_ap[r]),

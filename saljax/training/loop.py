@@ -22,8 +22,8 @@ from saljax import files
 from saljax.parallel import (batch_sharding, data_mesh, is_process_local, orbax_lock,
                              orbax_processes, replicated)
 from saljax.models import checkpoint as model_checkpoint
-from saljax.training.replicates import (ReplicateBatches, Replicas, gather, over_replicates,
-                                        replicate)
+from saljax.training.replicates import (ReplicateBatches, Replicas, gather, layout,
+                                        over_replicates, replicate)
 
 
 class CheckpointLayoutError(ValueError):
@@ -100,8 +100,9 @@ class Task:
 
     ``init(seed)`` is a replicate's initial state (a pytree); ``step(state, batch, keys,
     shared) -> (state, loss)`` updates every replicate (:func:`every_replicate` of a one-replicate
-    step in mode ``replicates``, which says how the states are carried: stacked for
-    ``"vmap"``, :class:`Replicas` for ``"loop"``), ``batch`` a dict of [R, ...] arrays,
+    step; its mode says how the states are carried: stacked for ``"vmap"``,
+    :class:`Replicas` for ``"loop"``, see :func:`~saljax.training.replicates.layout`),
+    ``batch`` a dict of [R, ...] arrays,
     ``shared`` the same for every replicate (e.g. class weights);
     ``epoch_end(state, epoch)``, if given, runs after every epoch on the replicates' state and
     returns ``(state, progress-bar fields)`` (validation, best-keeping).
@@ -116,7 +117,6 @@ class Task:
     epoch_end: Callable | None = None
     checkpoint_every: int = 50
     max_steps: int = -1                 # stop early (for tests): -1 runs every epoch
-    replicates: str = "vmap"            # the step's mode (replicates.replicate_mode)
 
 
 def _checkpoints(checkpoint_dir: str, mesh):
@@ -150,7 +150,8 @@ def fit(task: Task, checkpoint_dir: str, *, mesh=None, progress: bool = True):
     mesh = mesh or data_mesh()
     keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in task.seeds])
     manager, saved, target = _checkpoints(checkpoint_dir, mesh)
-    state = gather([task.init(s) for s in task.seeds], task.replicates)
+    mode = layout(task.step)
+    state = gather([task.init(s) for s in task.seeds], mode)
     start = manager.latest_step() or 0
     if start:
         with orbax_lock:
@@ -160,7 +161,7 @@ def fit(task: Task, checkpoint_dir: str, *, mesh=None, progress: bool = True):
                 raise CheckpointLayoutError(
                     f"{checkpoint_dir}: the checkpoint of step {start} does not hold this "
                     f"training's state ({len(task.seeds)} replicates carried "
-                    f"{'apart' if task.replicates == 'loop' else 'stacked'}): it was written by "
+                    f"{'apart' if mode == 'loop' else 'stacked'}): it was written by "
                     "another saljax version, replicate mode (train.replicates) or model; delete "
                     f"{checkpoint_dir} to train from the start") from e
     state = jax.device_put(state, replicated(mesh))

@@ -65,18 +65,13 @@ def gather(trees, mode: str):
     return Replicas(trees) if mode == "loop" else stack_trees(*trees)
 
 
-def _host(a):
-    if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):   # typed keys: copy their data
-        return jax.random.wrap_key_data(np.asarray(jax.random.key_data(a)),
+def _host(a, r: int | None = None):
+    """``a`` (or its slice ``r``) as a host array; typed PRNG keys stay keys."""
+    pick = (lambda x: x) if r is None else (lambda x: x[r])
+    if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):   # typed keys: their data
+        return jax.random.wrap_key_data(pick(np.asarray(jax.random.key_data(a))),
                                         impl=jax.random.key_impl(a))
-    return np.asarray(a)
-
-
-def _host_slice(a, r: int):
-    if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):   # typed keys: slice their data
-        return jax.random.wrap_key_data(np.asarray(jax.random.key_data(a))[r],
-                                        impl=jax.random.key_impl(a))
-    return np.asarray(a)[r]
+    return pick(np.asarray(a))
 
 
 def replicate(tree, r: int):
@@ -84,7 +79,7 @@ def replicate(tree, r: int):
     typed PRNG keys stay keys)."""
     if isinstance(tree, Replicas):
         return jax.tree.map(_host, tree[r])
-    return jax.tree.map(lambda a: _host_slice(a, r), tree)
+    return jax.tree.map(lambda a: _host(a, r), tree)
 
 
 def over_replicates(fn, mode: str, in_axes):
@@ -92,7 +87,8 @@ def over_replicates(fn, mode: str, in_axes):
     ``vmap`` call on stacked trees, or the same jitted single-replicate ``fn`` once per
     replicate (``"loop"``) on :class:`Replicas` (or arrays with a leading replicate axis, e.g.
     a step's batches and keys), returning :class:`Replicas` (a tuple of them when ``fn``
-    returns a tuple)."""
+    returns a tuple); the loop's function says so (``replicates = "loop"``), so that training
+    carries its states apart."""
     if mode == "vmap":
         return jax.jit(jax.vmap(fn, in_axes=in_axes))
     single = jax.jit(fn)
@@ -108,7 +104,14 @@ def over_replicates(fn, mode: str, in_axes):
         if isinstance(outs[0], tuple):
             return tuple(Replicas(o) for o in zip(*outs))
         return Replicas(outs)
+    looped.replicates = "loop"
     return looped
+
+
+def layout(step) -> str:
+    """How ``step`` (of :func:`over_replicates`) wants replicate states: ``"loop"`` (apart) or
+    ``"vmap"`` (stacked; also any other jitted step)."""
+    return getattr(step, "replicates", "vmap")
 
 
 class ReplicateBatches:

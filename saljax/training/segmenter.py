@@ -74,8 +74,7 @@ def train(config, splits, workdir: str, *, mesh=None, progress: bool = True) -> 
                                keys=("image", "mask"), shard=not is_process_local(mesh))
     task = Task(name="unet", seeds=seeds, init=init,
                 step=every_replicate(step, replicate_mode(config)), batches=batches,
-                epochs=config.epochs, checkpoint_every=config.checkpoint_every,
-                replicates=replicate_mode(config))
+                epochs=config.epochs, checkpoint_every=config.checkpoint_every)
     state = fit(task, os.path.join(workdir, "train", "unet", "checkpoints"), mesh=mesh,
                 progress=progress)
     metas = [{"seed": int(seed), "final_loss": float(state.loss[r])}
