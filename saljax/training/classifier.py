@@ -72,10 +72,6 @@ def _model(config):
                      dtype=dtype).clone(bn_momentum=config.bn_momentum)
 
 
-def _optimizer(config):
-    return _optax(config.optimizer, float(config.learning_rate))
-
-
 def _optax(name: str, learning_rate: float):
     if name == "adam":
         return optax.adam(learning_rate)
@@ -93,8 +89,15 @@ def init_state(config, model, seed: int) -> State:
     else:
         variables = sm.init(model, key)
     params, stats = variables["params"], variables["batch_stats"]
-    return State(params, stats, jax.jit(_optimizer(config).init)(params), params, stats,
-                 jnp.float32(-1.0), jnp.int32(-1))
+    opt_init = _optimizer_init(config.optimizer, float(config.learning_rate))
+    return State(params, stats, opt_init(params), params, stats, jnp.float32(-1.0),
+                 jnp.int32(-1))
+
+
+@functools.lru_cache(maxsize=None)
+def _optimizer_init(name: str, learning_rate: float):
+    """The optimizer's jitted ``init``, one per setting: traced once for every replicate."""
+    return jax.jit(_optax(name, learning_rate).init)
 
 
 def initial_weights(config) -> str:

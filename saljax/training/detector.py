@@ -169,9 +169,11 @@ def train(config, splits, workdir: str, *, mesh=None, progress: bool = True) -> 
     anchors = jnp.asarray(bx.anchors(size, config.anchor_scale))
     optimizer, step = _train_step(config, model, anchors)
 
+    opt_init = jax.jit(optimizer.init)      # traced once for every replicate
+
     def init(seed):
         v = initial_variables(model, jax.random.key(seed))
-        return State(v["params"], v["batch_stats"], jax.jit(optimizer.init)(v["params"]),
+        return State(v["params"], v["batch_stats"], opt_init(v["params"]),
                      v["params"], v["batch_stats"], jnp.float32(-1.0), jnp.int32(-1))
 
     def epoch_end(state, epoch):

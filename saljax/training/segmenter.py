@@ -50,11 +50,11 @@ def train(config, splits, workdir: str, *, mesh=None, progress: bool = True) -> 
     model = sm.create("unet", num_classes=1, width=config.width)
     mesh = mesh or data_mesh()
     optimizer = optax.adam(config.learning_rate)
+    opt_init = jax.jit(optimizer.init)      # traced once for every replicate
 
     def init(seed):
         v = sm.init(model, jax.random.key(seed))
-        return State(v["params"], v["batch_stats"], jax.jit(optimizer.init)(v["params"]),
-                     jnp.float32(0.0))
+        return State(v["params"], v["batch_stats"], opt_init(v["params"]), jnp.float32(0.0))
 
     def step(state: State, batch, key, shared):
         x = sd.to_model_input(batch["image"], config.scaling)
