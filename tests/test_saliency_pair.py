@@ -18,6 +18,18 @@ def assert_maps_close(ours, ref, rtol=1e-4):
     np.testing.assert_allclose(ours, ref, rtol=rtol, atol=1e-5 * np.abs(ref).max())
 
 
+def assert_maps_correlate(ours, ref, min_r=0.9999, peak_fraction=1e-2):
+    """For a model chaotic at float rounding (a random InceptionV3): each image's map correlates
+    with the reference at ``min_r`` or more, and no pixel differs by more than
+    ``peak_fraction`` of the reference's peak (a wrong weight, step or sum fails both)."""
+    ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
+    assert ours.shape == ref.shape
+    for o, r in zip(ours, ref):
+        assert np.abs(r).max() > 0, "a reference map of zeros proves nothing"
+        assert np.corrcoef(o.ravel(), r.ravel())[0, 1] >= min_r
+        np.testing.assert_allclose(o, r, rtol=0, atol=peak_fraction * np.abs(r).max())
+
+
 def pair_maps(get_mask, images, targets):
     return np.stack([get_mask(im, {"target": int(t)}) for im, t in zip(images, targets)])
 
@@ -217,7 +229,10 @@ def test_blur_ig(setup, sqrt, monkeypatch):
     the host, saljax in float32 on the device) moves its input gradient by 10-25% of the peak,
     with ReLU or softplus alike. There PAIR is handed saljax's own path images and sigma-slopes,
     bit for bit (both are checked against scipy in float64 above), and the test checks PAIR's
-    loop, weights and sums around them.
+    loop, weights and sums around them. The input gradients along that path are still
+    computed apart (batched under jit here, one image at a time there), and on some CPUs their
+    rounding moves a few pixels by up to 0.5% of the peak (per-image correlation 1 - 3e-6): on
+    InceptionV3 the maps are compared by correlation and a 1%-of-peak bound.
     """
     import saliency.core.blur_ig as pair_blur_ig
     from saljax.saliency import blur as sblur
@@ -246,7 +261,10 @@ def test_blur_ig(setup, sqrt, monkeypatch):
                                                       grad_step=0.01, sqrt=sqrt, batch_size=1),
                     x, t)
     ours = ss.make("blur_ig", model, steps=steps, sqrt=sqrt, max_batch=64)(v, x, t)
-    assert_maps_close(ours, ref, rtol=2e-4)
+    if name == "inception_small":   # the gradients themselves still carry the model's chaos
+        assert_maps_correlate(ours, ref)
+    else:
+        assert_maps_close(ours, ref, rtol=2e-4)
 
 
 def test_visualizations_equal_pairs():
