@@ -41,18 +41,18 @@ def inputs_fingerprint(manual_dir: str) -> str:
     return digest.hexdigest()
 
 
-def _reuse_or_rebuild(path: str, fingerprint: str, rebuild: bool) -> None:
-    """A build of other inputs is never reused silently: rebuilt with ``rebuild``, else an
-    error saying how."""
+def _reuse_or_rebuild(path: str, fingerprint: str, rebuild: bool) -> bool:
+    """Whether ``path`` holds a build of these inputs (reused as it is). A build of other
+    inputs is never reused silently: removed with ``rebuild``, else an error saying how."""
     if not os.path.exists(os.path.join(path, "dataset_info.json")):
-        return
+        return False
     record = os.path.join(path, INPUTS_RECORD)
     old = files.read_json(record).get("inputs") if os.path.exists(record) else None
     if old == fingerprint:
-        return
+        return True
     if rebuild:
         shutil.rmtree(path)
-        return
+        return False
     why = "its inputs changed since" if old else "it has no record of the inputs it was built from"
     raise DataError(f"{path} holds a build, but {why}: rebuild it with saljax data build ... "
                     "--rebuild (or delete that folder)")
@@ -67,14 +67,31 @@ def remove_incomplete(data_dir: str) -> None:
             dirs.remove(d)
 
 
+def declared(builder, config):
+    """``config`` as the ``builder`` class declares it, when one of its ``BUILDER_CONFIGS`` has
+    that name (TFDS refuses a second config object under a declared name), else ``config``.
+    A name is made from every option (:func:`saljax.data.common.config_name`), so one name is
+    one config: a declared config of that name with other options is a bug, said so."""
+    known = builder.builder_configs.get(config.name)
+    if known is None:
+        return config
+    if known != config:
+        raise RuntimeError(f"{builder.__name__} declares a config {config.name!r} with other "
+                           f"options than the requested one: {known} != {config}")
+    return known
+
+
 def _builder(name: str, config, data_dir: str):
-    """The TFDS builder of ``name``. A builder made before its data exists copies
-    pre-computed metadata into a fresh ``tempfile.mkdtemp`` folder it never removes (TFDS's
-    ``initialize_from_bucket``); that folder goes to a scratch directory removed here."""
+    """The TFDS builder of ``name`` for ``config``. A builder made before its data exists
+    copies pre-computed metadata into a fresh ``tempfile.mkdtemp`` folder it never removes
+    (TFDS's ``initialize_from_bucket``); that folder goes to a scratch directory removed
+    here."""
+    cls = BUILDERS[name]
     with tempfile.TemporaryDirectory(prefix="saljax-tfds-") as scratch:
         previous, tempfile.tempdir = tempfile.tempdir, scratch
         try:
-            return BUILDERS[name](config=config, data_dir=data_dir, file_format="array_record")
+            return cls(config=declared(cls, config), data_dir=data_dir,
+                       file_format="array_record")
         finally:
             tempfile.tempdir = previous
 
@@ -109,14 +126,14 @@ def build(name: str, data_dir: str, *, manual_dir: str | None = None, size: int 
             raise ValueError(f"box_raster={box_raster!r}: {name} has masks, not boxes")
         config = common.sized_config(size, split_seed, splits_csv, classes, box_raster)
     builder = _builder(name, config, data_dir)
-    fingerprint = None
+    fingerprint, reused = None, False
     if manual_dir is not None:
         fingerprint = inputs_fingerprint(manual_dir)
-        _reuse_or_rebuild(str(builder.data_path), fingerprint, rebuild)
+        reused = _reuse_or_rebuild(str(builder.data_path), fingerprint, rebuild)
         builder = _builder(name, config, data_dir)
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
-    if fingerprint is not None:
+    if fingerprint is not None and not reused:
         files.write_json(os.path.join(str(builder.data_path), INPUTS_RECORD),
                          {"inputs": fingerprint, "manual_dir": os.path.abspath(manual_dir)})
     return str(builder.data_path)
