@@ -39,6 +39,10 @@ def test_the_study_writes_every_output(tiny_study):
         text = f.read()
     for fig in ("cascading", "agreement", "utility", "examples"):
         assert f"figures/{fig}.png" in text
+    with np.load(os.path.join(workdir, "examples.npz")) as ex:   # the figure's column names
+        levels = list(ex["levels"])
+    assert levels == summary["gradient"]["randomization"]["level_blocks"]
+    assert levels[0] == "trained" and levels[-1] == "stem_1a_3x3"   # fully randomized
     for method in load(TINY).methods:
         e = summary[method]
         assert set(e["utility"]["auprc_mean"]) == {"trained", "randomized"}

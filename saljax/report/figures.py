@@ -167,11 +167,16 @@ def road_figure(known_truth, path):
 
 
 def examples_figure(path_npz, path):
+    """One study image's maps, a row per method, a column per cascading level named as the
+    tables name it (the deepest block re-drawn; older examples.npz files without level names:
+    the setting's name)."""
     with np.load(path_npz, allow_pickle=False) as f:
         image, mask, maps = f["image"], f["mask"], f["maps"]
-        methods, settings = list(f["methods"]), list(f["settings"])
-    fig, axes = plt.subplots(len(methods), len(settings),
-                             figsize=(1.3 * len(settings), 1.3 * len(methods)), squeeze=False)
+        methods = list(f["methods"])
+        settings = list(f["levels"] if "levels" in f else f["settings"])
+    height = 1.3 * len(methods) + 0.4          # 0.4 in at the top for the title
+    fig, axes = plt.subplots(len(methods), len(settings), figsize=(1.3 * len(settings), height),
+                             squeeze=False)
     for i, m in enumerate(methods):
         for j, s in enumerate(settings):
             ax = axes[i, j]
@@ -182,7 +187,9 @@ def examples_figure(path_npz, path):
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
-                ax.set_title(s.replace("cascading_", "casc "), fontsize=6)
+                ax.set_title(s, fontsize=6)
             if j == 0:
                 ax.set_ylabel(m, fontsize=6)
-    save(fig, path, pad=0.2)
+    fig.suptitle("Cascading randomization: each column re-draws the blocks from the logits "
+                 "down to the one named", fontsize=7)
+    save(fig, path, pad=0.2, rect=(0, 0, 1, 1 - 0.4 / height))

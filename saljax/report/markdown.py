@@ -21,8 +21,9 @@ def _first_below(r) -> str:
 
 def _summary_section(summary, methods) -> list[str]:
     s = summary["study"]
+    models = ", ".join(f"{m['id']} ({fmt(m.get('val_auc'))})" for m in s["models"])
     lines = [f"# Saliency trustworthiness study: {s['dataset']} at {s['size']} px", "",
-             f"Models: {', '.join(m['id'] for m in s['models'])}. Utility on "
+             f"Models (validation AUC): {models}. Utility on "
              f"{s['images_utility']} test positives; randomization and agreement on "
              f"{s['images_eval']}. Verdict rule: {s['verdict_rule']}.", "",
              "## Summary", "",

@@ -246,6 +246,6 @@ def evaluate(config, models, localizers, plan, data, workdir: str, progress: boo
         result["known_truth"] = early or known_truth_stage(
             config, models, store, methods, data, workdir, progress, shortcut_path)
     files.write_json(os.path.join(workdir, "summary.json"), result)
-    summary.write_examples(os.path.join(workdir, "examples.npz"), store, classifiers[0].id,
+    summary.write_examples(os.path.join(workdir, "examples.npz"), store, classifiers[0],
                            plan.settings[classifiers[0].id], methods, data.images)
     return result

@@ -67,13 +67,18 @@ def build(config, classifiers, methods, utility_results, randomization_results,
         return out
 
 
-def write_examples(path: str, store, model_id: str, settings, methods, images) -> None:
+def write_examples(path: str, store, model, settings, methods, images) -> None:
     """The first study image, its mask and its maps [methods, settings, H, W] of the trained
-    and cascading settings of ``model_id``."""
+    and cascading settings of ``model`` (a TrainedClassifier), with each setting's level
+    name as the tables give it (``trained``, then the deepest block re-drawn: ``logits``,
+    ``mixed8``, ...)."""
     sets = [s for s in settings if s.kind in ("trained", "cascading")]
-    maps = np.stack([np.stack([load_maps(store.workdir, model_id, s.name, method, 1,
+    maps = np.stack([np.stack([load_maps(store.workdir, model.id, s.name, method, 1,
                                          store.chunk)[0] for s in sets]) for method in methods])
+    names = sm.block_names(sm.create(model.arch))
     files.write_npz(path, {
         "image": images.pixels[0, ..., 0], "mask": images.masks[0], "maps": maps,
         "methods": np.array(methods), "settings": np.array([s.name for s in sets]),
-        "model": np.array(model_id)})
+        "levels": np.array([names[s.level - 1] if s.kind == "cascading" else s.name
+                            for s in sets]),
+        "model": np.array(model.id)})
