@@ -299,35 +299,48 @@ def test_ctrl_c_stops_within_seconds_and_leaves_nothing_behind(tmp_path):
     assert (workdir / "config.json").exists()
 
 
-def test_a_study_without_masks_skips_utility_and_says_why(tmp_path):
-    """Labels but no boxes or masks: randomization, repeatability and reproducibility run;
-    utility (and the segmentation baseline) is skipped, and summary and report say why."""
+def test_own_xrays_at_224_px_skip_utility_and_say_why(tmp_path):
+    """The ``folder`` config on a folder of 8-bit PNGs (labels, no boxes or masks) at 224 px,
+    with tiny models: randomization, repeatability and reproducibility run, GradCAM at the
+    config's block; utility (and the U-Net baseline) is skipped, and summary and report say
+    why; the example figure's columns are the levels the tables name."""
     from saljax.data import synthetic
     manual = tmp_path / "in"
     manual.mkdir()
     rows = []
-    for i in range(56):
-        ex = synthetic.example(5, i, synthetic.SyntheticConfig(size=75))
+    for i in range(40):
+        ex = synthetic.example(5, i, synthetic.SyntheticConfig(size=256))
         Image.fromarray(ex["image"][..., 0]).save(manual / f"x{i}.png")
-        rows.append((f"x{i}.png", ex["label"], "train" if i < 36 else "val" if i < 44 else "test"))
+        rows.append((f"x{i}.png", ex["label"], "train" if i < 24 else "val" if i < 32 else "test"))
     with open(manual / "labels.csv", "w", newline="") as f:
         csv.writer(f).writerows([("path", "label", "split")] + rows)
-    cfg = load(TINY, [f"--config.manual_dir={manual}", "--config.dataset=folder_cxr",
-                      "--config.models=[{'name': 'inception_v3', 'width': 0.0625, "
-                      "'seeds': (0, 1)}]", "--config.methods=['gradient']",
-                      "--config.known_truth.enabled=False", "--config.eval_images=2",
-                      "--config.utility_images=-1", "--config.independent_blocks=0"])
+    cfg = load("folder", [f"--config.manual_dir={manual}",
+                          "--config.models=[{'name': 'inception_v3', 'width': 0.0625, "
+                          "'seeds': (0, 1)}]",
+                          "--config.methods=['gradient', 'gradcam']", "--config.train.epochs=1",
+                          "--config.eval_images=2", "--config.cascading_levels=2",
+                          "--config.independent_blocks=0", "--config.random_pairs=10",
+                          "--config.bootstrap=100", "--config.chunk=4"])
+    assert cfg.size == 224 and not cfg.known_truth.enabled
     workdir = str(tmp_path / "run")
     summary = study.run(cfg, workdir, progress=False)
     report.write(workdir)
+    assert summary["study"]["size"] == 224
     assert "no lesion masks" in summary["study"]["utility_skipped"]
     assert summary["gradient"]["utility"] == {"skipped": summary["study"]["utility_skipped"]}
-    assert summary["gradient"]["randomization"]["verdict"] in ("pass", "fail")
-    assert summary["gradient"]["repeatability"]["ssim_mean"] is not None
+    for method in ("gradient", "gradcam"):
+        assert summary[method]["randomization"]["verdict"] in ("pass", "fail")
+        assert summary[method]["repeatability"]["ssim_mean"] is not None
     assert not os.path.exists(os.path.join(workdir, "utility.csv"))
     assert not os.path.exists(os.path.join(workdir, "models", "unet_seed0"))
     text = open(os.path.join(workdir, "report.md")).read()
     assert "Localization utility was skipped: the dataset has no lesion masks" in text
+    with np.load(os.path.join(workdir, "examples.npz")) as ex:
+        assert ex["maps"].shape[-2:] == (224, 224)
+        assert list(ex["levels"]) == summary["gradcam"]["randomization"]["level_blocks"]
+        assert list(ex["levels"])[:2] == ["trained", "logits"]
+    with Image.open(os.path.join(workdir, "figures", "examples.png")) as im:
+        assert im.format == "PNG"
 
 
 def read_rows(workdir, name):

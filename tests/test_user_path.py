@@ -206,3 +206,25 @@ def test_bench_without_pair_writes_its_own_measurements(tmp_path, monkeypatch, c
     lines = capsys.readouterr().out.splitlines()
     assert sum("PAIR saliency is not installed" in line for line in lines) == 1
     assert (tmp_path / "bench.md").exists()
+
+
+def test_the_folder_configs_pass_their_checks_at_224_and_320(tmp_path, monkeypatch):
+    """``folder`` (224 px) and ``folder_gpu`` (the full protocol at 320 px) on a user's folder
+    pass every config check; folder_gpu's ImageNet start without Keras's files is a clear
+    error naming the file, before any work, and trains from scratch with init_from=''."""
+    from saljax.study import check
+    write_folder(tmp_path / "in", splits_rows())
+    cfg = load("folder", [f"--config.manual_dir={tmp_path / 'in'}"])
+    assert (cfg.size, cfg.dataset, cfg.known_truth.enabled) == (224, "folder_cxr", False)
+    assert "inception_v3" not in cfg.arch_hparams          # GradCAM at mixed10: 5 x 5 at 224
+    check.config(cfg, str(tmp_path / "w1"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "no_keras"))
+    gpu = load("folder_gpu", [f"--config.manual_dir={tmp_path / 'in'}"])
+    assert (gpu.size, gpu.dataset, gpu.splits_csv, gpu.localization_baseline) == (
+        320, "folder_cxr", "", "unet")
+    with pytest.raises(FileNotFoundError, match="ImageNet weights for inception_v3: no file "
+                                                ".*no_keras.*inception_v3"):
+        check.config(gpu, str(tmp_path / "w2"))
+    check.config(load("folder_gpu", [f"--config.manual_dir={tmp_path / 'in'}",
+                                     "--config.train.init_from="]), str(tmp_path / "w3"))
+    assert not list((tmp_path / "w3").iterdir())             # checks write nothing

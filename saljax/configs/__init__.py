@@ -7,6 +7,8 @@ override fields with ``--config.<field>=<value>``:
 
 * ``synthetic``: the README's main job, the whole study on built-in synthetic X-rays (CPU-sized);
 * ``tiny``: a smoke test of every stage (the test suite and the notebook use it);
+* ``folder``: your own X-rays (a folder and a ``labels.csv``) at 224 px, CPU-sized;
+  ``folder_gpu``: the study's full protocol on them at 320 px;
 * ``rsna_inception``, ``siim_inception``: the study's protocol, step for step, at 320 px on the
   Kaggle data (docs/PROTOCOL.md);
 * ``synthetic_paper``, ``tiny_paper``: the synthetic and tiny studies under that protocol;
