@@ -10,6 +10,7 @@ from saljax import cli
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 def test_bench_runs_end_to_end(tmp_path):
     rc = cli.main(["bench", "--config", "bench",
                    "--workdir", str(tmp_path), "--config.size=75", "--config.batch_sizes=(2,)",

@@ -4,9 +4,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+@pytest.mark.slow
 def test_maps_and_metrics_equal_on_one_and_eight_devices():
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
            "PYTHONPATH": HERE + os.pathsep + os.environ.get("PYTHONPATH", "")}

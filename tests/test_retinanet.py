@@ -124,6 +124,7 @@ def test_the_network_scores_every_anchor():
     np.testing.assert_allclose(np.asarray(jax.nn.sigmoid(logits)).mean(), 0.01, rtol=0.2)
 
 
+@pytest.mark.slow
 def test_training_on_synthetic_xrays_finds_the_lesions(tmp_path):
     """A narrow RetinaNet trained on 64 px synthetic X-rays (one lesion box per positive)
     reaches validation AP@0.5 >= 0.5, and its score maps localize the test lesions better than

@@ -27,6 +27,7 @@ def tiny_study(tmp_path_factory):
     return workdir, summary
 
 
+@pytest.mark.slow
 def test_the_study_writes_every_output(tiny_study):
     workdir, summary = tiny_study
     for name in ("config.json", "summary.json", "utility.csv", "randomization.csv",
@@ -56,6 +57,7 @@ def test_the_study_writes_every_output(tiny_study):
         assert e["reproducibility"]["ssim_mean"] is not None
 
 
+@pytest.mark.slow
 def test_known_truth_outputs(tiny_study):
     """Reliance on the lesion and the marker for both arms, lesion / marker AUPRC with the
     verdict, ROAD with its random and occlusion references: in CSVs, summary.json, the report."""
@@ -92,6 +94,7 @@ def test_known_truth_outputs(tiny_study):
             assert im.format == "PNG"
 
 
+@pytest.mark.slow
 def test_results_agree_with_independent_recomputation(tiny_study):
     """The summary's numbers are the means of the per-image CSVs, which skimage / sklearn
     reproduce from the saved maps."""
@@ -137,6 +140,7 @@ def _results(workdir):
     return out
 
 
+@pytest.mark.slow
 def test_a_killed_study_resumes_to_identical_results(tiny_study, tmp_path):
     reference, _ = tiny_study
     workdir = str(tmp_path / "killed")
@@ -160,6 +164,7 @@ def test_a_killed_study_resumes_to_identical_results(tiny_study, tmp_path):
     assert _results(workdir) == _results(reference)
 
 
+@pytest.mark.slow
 def test_a_changed_config_is_refused(tiny_study):
     workdir, _ = tiny_study
     cfg = load(TINY, ["--config.eval_images=3"])
@@ -167,6 +172,7 @@ def test_a_changed_config_is_refused(tiny_study):
         study.run(cfg, workdir, progress=False)
 
 
+@pytest.mark.slow
 def test_the_notebook_runs_on_a_tiny_study(tiny_study):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
@@ -204,6 +210,7 @@ def test_per_method_chunk_sizes_reach_each_unit_program():
     assert chunk == {("gradient", "gradcam"): 64, ("smoothgrad", "ig"): 32}
 
 
+@pytest.mark.slow
 def test_the_paper_protocol_produces_every_output(tiny_study, tmp_path):
     """The published protocol on the tiny study's models (loaded, not trained again), with the
     MIDL comparison: every output, the study's 12 cascading settings, and both studies side by
@@ -243,6 +250,7 @@ def test_the_paper_protocol_produces_every_output(tiny_study, tmp_path):
                for row in rows for cell in row.strip("|").split("|")[2:])
 
 
+@pytest.mark.slow
 def test_a_copied_workdir_works_from_the_notebooks_folder(tiny_study, tmp_path):
     """Paths inside a workdir are relative to it: a copy elsewhere, opened by the notebook from
     notebooks/ through a relative path, gives the study's maps."""
@@ -299,6 +307,7 @@ def test_ctrl_c_stops_within_seconds_and_leaves_nothing_behind(tmp_path):
     assert (workdir / "config.json").exists()
 
 
+@pytest.mark.slow
 def test_own_xrays_at_224_px_skip_utility_and_say_why(tmp_path):
     """The ``folder`` config on a folder of 8-bit PNGs (labels, no boxes or masks) at 224 px,
     with tiny models: randomization, repeatability and reproducibility run, GradCAM at the
@@ -348,6 +357,7 @@ def read_rows(workdir, name):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_a_retinanet_baseline_is_scored_like_the_maps(tmp_path):
     """``localization_baseline="retinanet"``: two detectors trained on the boxes; their score
     maps (each pixel the best detection covering it) scored against the lesion masks as the

@@ -33,6 +33,7 @@ def final_params(workdir):
     return out
 
 
+@pytest.mark.slow
 def test_a_killed_training_resumes_to_the_uninterrupted_result(tiny_data, tmp_path):
     """SIGKILL right after the first checkpoint, then resume: same parameters, same metadata."""
     reference = str(tmp_path / "reference")
@@ -64,6 +65,7 @@ def test_a_killed_training_resumes_to_the_uninterrupted_result(tiny_data, tmp_pa
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_a_replicate_under_vmap_takes_the_step_it_would_take_alone(tiny_data):
     """One training step of two replicates together equals, for replicate 1, the step it takes
     alone: the same update to float32 rounding (1e-3 in norm; under vmap XLA runs the
