@@ -173,12 +173,12 @@ def examples_figure(path_npz, path):
     with np.load(path_npz, allow_pickle=False) as f:
         image, mask, maps = f["image"], f["mask"], f["maps"]
         methods = list(f["methods"])
-        settings = list(f["levels"] if "levels" in f else f["settings"])
+        columns = list(f["levels"] if "levels" in f else f["settings"])
     height = 1.3 * len(methods) + 0.4          # 0.4 in at the top for the title
-    fig, axes = plt.subplots(len(methods), len(settings), figsize=(1.3 * len(settings), height),
+    fig, axes = plt.subplots(len(methods), len(columns), figsize=(1.3 * len(columns), height),
                              squeeze=False)
     for i, m in enumerate(methods):
-        for j, s in enumerate(settings):
+        for j, s in enumerate(columns):
             ax = axes[i, j]
             ax.imshow(image, cmap="gray")
             ax.imshow(maps[i, j], cmap="inferno", alpha=0.55, vmin=0, vmax=1)

@@ -43,6 +43,15 @@ class Setting:
     n_images: int        # how many of the study's images this setting is computed for
 
 
+def level_name(kind: str, level: int, block_names) -> str:
+    """A setting as the tables and figures name it: ``trained``; a cascading level by the
+    deepest block it re-draws (``block_names[level - 1]``); an independent setting by the one
+    block it re-draws (``block_names[level]``)."""
+    if kind == "trained":
+        return "trained"
+    return block_names[level - 1] if kind == "cascading" else block_names[level]
+
+
 def settings(n_blocks: int, cascading_levels, independent_blocks, n_eval: int,
              n_utility: int, fully_randomized: bool = True) -> list[Setting]:
     """The trained model and every randomization level the config asks for, with the fully

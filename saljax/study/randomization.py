@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from saljax import metrics
 from saljax.study import statistics
+from saljax.study.maps import level_name
 
 
 @functools.partial(jax.jit, static_argnames="ssim_items")
@@ -160,11 +161,12 @@ def summarize(results: RandomizationResults, method: str, models, block_names, b
     below = [lvl for lvl, c in zip(levels, curve) if c < line]
     return {
         "architecture": models[0].arch, "levels": levels,
-        "level_blocks": ["trained"] + [block_names[lvl - 1] for lvl in levels[1:]],
+        "level_blocks": [level_name("trained" if lvl == 0 else "cascading", lvl, block_names)
+                         for lvl in levels],
         "cascading_ssim_mean": curve, "cascading_ssim_sd_across_models": sds,
         "cascading_spearman_mean": curves["spearman"],
         "cascading_spearman_abs_mean": curves["spearman_abs"],
-        "independent_blocks": [block_names[s.level] for s in independent],
+        "independent_blocks": [level_name(s.kind, s.level, block_names) for s in independent],
         "independent_ssim_mean": indep_curve,
         "pass_line": line, "verdict": verdict(curve[1:], line),
         "first_level_below_pass_line": below[0] if below else None,

@@ -21,7 +21,7 @@ from saljax import files
 from saljax.models.registry import LOCALIZERS
 from saljax.protocol import protocol_of
 from saljax.study import agreement, label_randomization, randomization, statistics, utility
-from saljax.study.maps import load_maps
+from saljax.study.maps import level_name, load_maps
 
 VERDICT_RULE = ("pass when the mean SSIM of a cascading randomization level falls below the "
                 "random-pair pass line (the study's 'reaches degradation')")
@@ -79,6 +79,5 @@ def write_examples(path: str, store, model, settings, methods, images) -> None:
     files.write_npz(path, {
         "image": images.pixels[0, ..., 0], "mask": images.masks[0], "maps": maps,
         "methods": np.array(methods), "settings": np.array([s.name for s in sets]),
-        "levels": np.array([names[s.level - 1] if s.kind == "cascading" else s.name
-                            for s in sets]),
+        "levels": np.array([level_name(s.kind, s.level, names) for s in sets]),
         "model": np.array(model.id)})
