@@ -344,6 +344,7 @@ def test_own_xrays_at_224_px_skip_utility_and_say_why(tmp_path):
     assert not os.path.exists(os.path.join(workdir, "models", "unet_seed0"))
     text = open(os.path.join(workdir, "report.md")).read()
     assert "Localization utility was skipped: the dataset has no lesion masks" in text
+    assert "Utility skipped; randomization and agreement on" in text
     with np.load(os.path.join(workdir, "examples.npz")) as ex:
         assert ex["maps"].shape[-2:] == (224, 224)
         assert list(ex["levels"]) == summary["gradcam"]["randomization"]["level_blocks"]

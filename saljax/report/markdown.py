@@ -22,9 +22,10 @@ def _first_below(r) -> str:
 def _summary_section(summary, methods) -> list[str]:
     s = summary["study"]
     models = ", ".join(f"{m['id']} ({fmt(m.get('val_auc'))})" for m in s["models"])
+    utility = ("Utility skipped" if s.get("utility_skipped")
+               else f"Utility on {s['images_utility']} test positives")
     lines = [f"# Saliency trustworthiness study: {s['dataset']} at {s['size']} px", "",
-             f"Models (validation AUC): {models}. Utility on "
-             f"{s['images_utility']} test positives; randomization and agreement on "
+             f"Models (validation AUC): {models}. {utility}; randomization and agreement on "
              f"{s['images_eval']}. Verdict rule: {s['verdict_rule']}.", "",
              "## Summary", "",
              "| method | AUPRC trained | AUPRC randomized | final cascading SSIM | pass line | "
