@@ -12,7 +12,8 @@ from PIL import Image
 import saljax.data as sd
 from saljax import cli
 from saljax.data.build import _builder
-from test_data import by_id, radiograph, write_rsna, write_siim, siim_masks, RSNA_ROWS
+from test_data import (RSNA_ROWS, by_id, centre_mask, expected_image, radiograph,
+                       siim_masks, write_rsna, write_siim)
 
 SIZES = (224, 320)
 
@@ -39,19 +40,6 @@ def configs(data_dir, name):
 
 def every_example(path):
     return {k: v for split in sd.open_splits(path).values() for k, v in by_id(split).items()}
-
-
-def resized(pixels, size):
-    return np.asarray(Image.fromarray(pixels).resize((size, size), Image.BILINEAR))[..., None]
-
-
-def centre_mask(boxes_xyxy, size):
-    """Pixels whose centre lies in a box, written out independently of saljax."""
-    c = np.arange(size) + 0.5
-    m = np.zeros((size, size), bool)
-    for x0, y0, x1, y1 in boxes_xyxy:
-        m |= (((c[:, None] >= y0) & (c[:, None] < y1)) & ((c[None, :] >= x0) & (c[None, :] < x1)))
-    return m
 
 
 def corner_mask(boxes_xywh, side, size):
@@ -104,7 +92,7 @@ def test_folder_of_8_bit_pngs_builds_and_reads_back(tmp_path, size):
     for key, (pixels, label, split, boxes, mask) in rows.items():
         ex = examples[key]
         assert ex["image"].shape == (size, size, 1) and ex["image"].dtype == np.uint8
-        np.testing.assert_array_equal(ex["image"], resized(pixels, size))
+        np.testing.assert_array_equal(ex["image"], expected_image(pixels, size))
         assert int(ex["label"]) == label
         assert key in by_id(splits[split])
         if boxes is not None:
@@ -141,7 +129,7 @@ def test_rsna_builds_with_default_options(tmp_path, size):
     for pid, boxes, target in RSNA_ROWS:
         ex = examples[pid]
         assert ex["image"].shape == (size, size, 1)
-        np.testing.assert_array_equal(ex["image"], resized(pixels[pid], size))
+        np.testing.assert_array_equal(ex["image"], expected_image(pixels[pid], size))
         assert int(ex["label"]) == target
         s = size / 1024
         want = [[x * s, y * s, (x + w) * s, (y + h) * s] for x, y, w, h in boxes]
@@ -162,7 +150,7 @@ def test_rsna_builds_at_320_with_the_papers_options(tmp_path):
     for pid, boxes, target in RSNA_ROWS:
         ex = examples[pid]
         assert ex["image"].shape == (320, 320, 1) and int(ex["label"]) == target
-        np.testing.assert_array_equal(ex["image"], resized(pixels[pid], 320))
+        np.testing.assert_array_equal(ex["image"], expected_image(pixels[pid], 320))
         np.testing.assert_array_equal(ex["mask"].astype(bool), corner_mask(boxes, 1024, 320))
     assert examples["p-multi"]["mask"].sum() > examples["p-single"]["mask"].sum() > 0
 
@@ -193,7 +181,7 @@ def test_siim_builds_with_default_and_the_papers_options(tmp_path, size, paper):
     for image_id, masks in siim_masks().items():
         ex = examples[image_id]
         assert ex["image"].shape == (size, size, 1)
-        np.testing.assert_array_equal(ex["image"], resized(pixels[image_id], size))
+        np.testing.assert_array_equal(ex["image"], expected_image(pixels[image_id], size))
         assert int(ex["label"]) == int(bool(masks))
         full = np.any(masks, axis=0) if masks else np.zeros((1024, 1024), bool)
         area = np.asarray(Image.fromarray(full.astype(np.uint8) * 255).resize((size, size),

@@ -59,15 +59,15 @@ def radiograph(seed, h=1024, w=1024):
     return np.clip(im, 0, 255).astype(np.uint8)
 
 
-def expected_image(pixels):
-    return np.asarray(Image.fromarray(pixels).resize((SIZE, SIZE), Image.BILINEAR))[..., None]
+def expected_image(pixels, size=SIZE):
+    return np.asarray(Image.fromarray(pixels).resize((size, size), Image.BILINEAR))[..., None]
 
 
-def centre_mask(boxes_xyxy):
+def centre_mask(boxes_xyxy, size=SIZE):
     """Pixels whose centre lies in a box, written out independently of saljax."""
-    m = np.zeros((SIZE, SIZE), bool)
-    for r in range(SIZE):
-        for c in range(SIZE):
+    m = np.zeros((size, size), bool)
+    for r in range(size):
+        for c in range(size):
             for x0, y0, x1, y1 in boxes_xyxy:
                 if x0 <= c + 0.5 < x1 and y0 <= r + 0.5 < y1:
                     m[r, c] = True

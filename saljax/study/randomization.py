@@ -161,8 +161,8 @@ def summarize(results: RandomizationResults, method: str, models, block_names, b
     below = [lvl for lvl, c in zip(levels, curve) if c < line]
     return {
         "architecture": models[0].arch, "levels": levels,
-        "level_blocks": [level_name("trained" if lvl == 0 else "cascading", lvl, block_names)
-                         for lvl in levels],
+        "level_blocks": ["trained"] + [level_name(s.kind, s.level, block_names)
+                                       for s in cascading],
         "cascading_ssim_mean": curve, "cascading_ssim_sd_across_models": sds,
         "cascading_spearman_mean": curves["spearman"],
         "cascading_spearman_abs_mean": curves["spearman_abs"],
