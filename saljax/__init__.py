@@ -14,6 +14,8 @@ SUBMODULES = ("bench", "cli", "config", "configs", "data", "faithfulness", "file
 
 def __getattr__(name):
     if name in SUBMODULES:
+        if name == "configs":   # the repository's configs/ folder: saljax.config finds it
+            importlib.import_module(f"{__name__}.config").built_in_dir()
         module = importlib.import_module(f"{__name__}.{name}")
         globals()[name] = module
         return module

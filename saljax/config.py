@@ -1,14 +1,20 @@
 """Configs: Python files with ``get_config()`` returning an ``ml_collections.ConfigDict``.
 
-``load("synthetic", ["--config.a.b=3"])`` reads a built-in config (:mod:`saljax.configs`) by
-name, or any config file by path, and applies overrides with the field's own type, so a typo or
-a wrong type is an error naming the field, never a silently ignored setting.
+``load("synthetic", ["--config.a.b=3"])`` reads a built-in config by name, or any config file
+by path, and applies overrides with the field's own type, so a typo or a wrong type is an error
+naming the field, never a silently ignored setting.
+
+The built-in configs live in the repository's top-level ``configs/``; they import each other as
+``saljax.configs.<name>``, the package ``pip install`` makes of that folder (``pyproject.toml``
+maps it), or, run from a source checkout, the folder itself (:func:`built_in_dir`).
 """
 from __future__ import annotations
 
 import ast
+import importlib
 import importlib.util
 import os
+import sys
 from typing import Sequence
 
 import ml_collections
@@ -41,12 +47,36 @@ def _parse(value: str, current):
     return parsed
 
 
-BUILT_IN = os.path.join(os.path.dirname(__file__), "configs")
+def _checkout_configs() -> str | None:
+    """``configs/`` beside the ``saljax`` package when that is a source checkout (a
+    ``pyproject.toml`` there), else None."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    here = os.path.join(root, "configs")
+    ok = all(os.path.exists(os.path.join(p, f)) for p, f in ((root, "pyproject.toml"),
+                                                             (here, "__init__.py")))
+    return here if ok else None
+
+
+def built_in_dir() -> str:
+    """The built-in configs' folder, importable as the package ``saljax.configs``: this
+    checkout's ``configs/`` (registered under that name), or the installed package."""
+    here = _checkout_configs()
+    if here is None:
+        return os.path.dirname(importlib.import_module("saljax.configs").__file__)
+    loaded = sys.modules.get("saljax.configs")
+    if loaded is None or list(getattr(loaded, "__path__", [])) != [here]:
+        spec = importlib.util.spec_from_file_location(
+            "saljax.configs", os.path.join(here, "__init__.py"), submodule_search_locations=[here])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["saljax.configs"] = module
+        spec.loader.exec_module(module)
+    return here
 
 
 def built_in() -> list[str]:
     """The names of the built-in configs."""
-    return sorted(f[:-3] for f in os.listdir(BUILT_IN) if f.endswith(".py") and f[0] != "_")
+    return sorted(f[:-3] for f in os.listdir(built_in_dir())
+                  if f.endswith(".py") and f[0] != "_")
 
 
 def resolve(name_or_path: str) -> str:
@@ -56,7 +86,7 @@ def resolve(name_or_path: str) -> str:
     stem = os.path.basename(name_or_path)
     stem = stem[:-3] if stem.endswith(".py") else stem
     if os.sep not in name_or_path and stem in built_in():
-        return os.path.join(BUILT_IN, stem + ".py")
+        return os.path.join(built_in_dir(), stem + ".py")
     raise FileNotFoundError(f"no config file {name_or_path}; built-in configs: "
                             f"{', '.join(built_in())}")
 
@@ -65,6 +95,7 @@ def load(path: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
     """The config of ``path`` (a file or a built-in config's name) with
     ``--config.<field>=<value>`` overrides applied."""
     path = resolve(path)
+    built_in_dir()                 # configs import the built-in ones as saljax.configs.<name>
     spec = importlib.util.spec_from_file_location(f"saljax_config_{abs(hash(path))}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

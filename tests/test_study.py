@@ -16,7 +16,7 @@ from saljax import report, study
 from saljax.config import load
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = os.path.join(ROOT, "saljax", "configs", "tiny.py")
+TINY = os.path.join(ROOT, "configs", "tiny.py")
 
 
 @pytest.fixture(scope="session")
