@@ -1,4 +1,4 @@
-"""Your own chest X-rays: a folder of images with a ``labels.csv`` (``saljax.data.folder``),
+"""Your own chest X-rays: a folder of images with a ``labels.csv`` (``saljax.data.folder_cxr``),
 explained and judged with CPU-sized models at 224 px.
 
     saljax study --config folder --config.manual_dir=<folder> --workdir runs/mine

@@ -282,7 +282,7 @@ def test_siim_errors_name_file_and_row(tmp_path):
 # ----------------------------------------------------------------------------- synthetic
 def test_synthetic_examples_are_exact_and_reproducible():
     from scipy import ndimage
-    from saljax.data.synthetic import SyntheticConfig, example
+    from saljax.data.synthetic_images import SyntheticConfig, example
 
     cfg = SyntheticConfig(size=96, marker="shortcut", shortcut_strength=0.9)
     exs = [example(5, i, cfg) for i in range(120)]

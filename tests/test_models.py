@@ -285,7 +285,7 @@ def test_fold_batchnorm_errors_name_the_problem():
 
 def test_every_architecture_declares_the_model_protocol():
     """What saliency, randomization and Keras import read of a model, declared by each one."""
-    from saljax.models.protocol import Classifier
+    from saljax.models.interface import Classifier
     for name in sm.MODELS:
         model = sm.create(name, width=0.125)
         assert isinstance(model, Classifier), name

@@ -6,7 +6,7 @@ import pytest
 import saliency.core as sc
 
 import saljax.saliency as ss
-from saljax.saliency import xrai as sx
+from saljax.saliency import xrai_regions as sx
 from conftest import pair_call_model, smooth_images
 
 

@@ -313,7 +313,7 @@ def test_own_xrays_at_224_px_skip_utility_and_say_why(tmp_path):
     with tiny models: randomization, repeatability and reproducibility run, GradCAM at the
     config's block; utility (and the U-Net baseline) is skipped, and summary and report say
     why; the example figure's columns are the levels the tables name."""
-    from saljax.data import synthetic
+    from saljax.data import synthetic_images as synthetic
     manual = tmp_path / "in"
     manual.mkdir()
     rows = []

@@ -10,7 +10,7 @@ from saljax.data.errors import DataError
 from saljax.data.loader import (evaluation_batches, image_size, labels, open_splits,
                                 training_batches)
 from saljax.data.preprocess import to_model_input
-from saljax.data.synthetic import SyntheticConfig
+from saljax.data.synthetic_images import SyntheticConfig
 
 __all__ = ["build", "BUILDERS", "DataError", "open_splits", "training_batches",
            "evaluation_batches", "image_size", "labels", "to_model_input", "SyntheticConfig"]

@@ -11,7 +11,7 @@ import tensorflow_datasets as tfds
 from saljax import files
 from saljax.data import common
 from saljax.data.errors import DataError
-from saljax.data.folder import FolderCxr
+from saljax.data.folder_cxr import FolderCxr
 from saljax.data.rsna import RsnaPneumonia
 from saljax.data.siim import SiimPneumothorax
 from saljax.data.synthetic_cxr import SyntheticCxr, synthetic_config

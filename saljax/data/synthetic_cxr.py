@@ -1,4 +1,4 @@
-"""The synthetic chest X-rays (:mod:`saljax.data.synthetic`) as a TFDS builder."""
+"""The synthetic chest X-rays (:mod:`saljax.data.synthetic_images`) as a TFDS builder."""
 from __future__ import annotations
 
 import dataclasses
@@ -6,7 +6,7 @@ import dataclasses
 import tensorflow_datasets as tfds
 
 from saljax.data import common
-from saljax.data.synthetic import SyntheticConfig, example
+from saljax.data.synthetic_images import SyntheticConfig, example
 
 
 @dataclasses.dataclass

@@ -11,7 +11,7 @@ from saljax.models.inception import InceptionV3
 from saljax.models.retinanet import RetinaNet
 from saljax.models.unet import UNet
 
-# name -> constructor of a Classifier (saljax.models.protocol); add an architecture here
+# name -> constructor of a Classifier (saljax.models.interface); add an architecture here
 CLASSIFIERS = {"inception_v3": InceptionV3,
                **{name: functools.partial(DenseNet, blocks=blocks)
                   for name, blocks in BLOCKS.items()}}

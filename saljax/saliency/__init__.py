@@ -7,13 +7,13 @@
 Each method is one record in one file of :mod:`saljax.saliency.methods`; :data:`METHODS` maps
 their names to them.
 """
-from saljax.saliency import xrai
+from saljax.saliency import xrai_regions as xrai
 from saljax.saliency.augment import smoothgrad_noise
 from saljax.saliency.explainer import Explainer, make, make_many
 from saljax.saliency.guided import guided_relu
 from saljax.saliency.methods import METHODS
 from saljax.saliency.visualize import diverging, grayscale, minmax
-from saljax.saliency.xrai import segments as xrai_segments
+from saljax.saliency.xrai_regions import segments as xrai_segments
 
 DEFAULTS = {name: m.defaults for name, m in METHODS.items()}
 STOCHASTIC = frozenset(name for name, m in METHODS.items() if m.stochastic)

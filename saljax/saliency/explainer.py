@@ -21,7 +21,7 @@ from jax.sharding import PartitionSpec as P
 
 from saljax.models import check_variables
 from saljax.parallel import AXIS, batch_sharding, replicated, shard
-from saljax.saliency import xrai as xr
+from saljax.saliency import xrai_regions as xr
 from saljax.saliency.method import BlockGradient, InputGradient, Method
 from saljax.saliency.methods import METHODS
 from saljax.saliency.passes import Passes, plan_key, predicted
@@ -86,7 +86,7 @@ class Explainer:
         """The maps of every spec: ``{label: maps}``; traceable (``jit``, ``vmap``, sharding).
 
         ``targets`` [B] int or None (the predicted class); ``key`` a ``jax.random`` key for the
-        stochastic methods; ``segments`` (a :class:`saljax.saliency.xrai.Segments` of arrays) for
+        stochastic methods; ``segments`` (a :class:`saljax.saliency.xrai_regions.Segments` of arrays) for
         XRAI.
         """
         passes = Passes(self.model, variables, images.astype(jnp.float32), targets, key,

@@ -29,7 +29,7 @@ from saljax import files
 
 def read(path: str, n_chunks: int) -> list:
     """The worker's output as ``[Segments]``, one per chunk."""
-    from saljax.saliency.xrai import Segments
+    from saljax.saliency.xrai_regions import Segments
     with np.load(path, allow_pickle=False) as f:
         return [Segments(f[f"atom_id_{c}"], f[f"membership_{c}"], f[f"sizes_{c}"])
                 for c in range(n_chunks)]
@@ -40,7 +40,7 @@ def chunked(images, chunk: int, progress: bool = False) -> list:
     ``chunk``): what the worker computes, and a study's fallback when the worker fails."""
     from tqdm.auto import tqdm
 
-    from saljax.saliency.xrai import segments
+    from saljax.saliency.xrai_regions import segments
     return [segments(images[c * chunk:(c + 1) * chunk])
             for c in tqdm(range(len(images) // chunk), desc="xrai segments",
                           disable=not progress, mininterval=2.0)]
@@ -90,7 +90,7 @@ class SegmentsProcess:
 
     def result(self) -> list:
         """``[Segments]`` per chunk, padded to one shape (one compiled XRAI program)."""
-        from saljax.saliency.xrai import pad_segments
+        from saljax.saliency.xrai_regions import pad_segments
         with self._lock:
             if self._done is None:
                 _, err = self._worker.communicate()

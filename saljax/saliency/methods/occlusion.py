@@ -6,7 +6,7 @@ import math
 
 import jax.numpy as jnp
 
-from saljax.saliency import occlusion as occ
+from saljax.saliency import occlusion_windows as occ
 from saljax.saliency.method import Method, count, finite, one_of
 from saljax.saliency.passes import logits_fn
 from saljax.saliency.streams import map_over_passes

@@ -1,6 +1,6 @@
 """XRAI (Kapishnikov et al., 2019) as PAIR computes it: IG from a black and a white baseline
 (the image's min and max), averaged, the channel maximum, then the greedy selection of the
-image's segments (:mod:`saljax.saliency.xrai`), [B, H, W]."""
+image's segments (:mod:`saljax.saliency.xrai_regions`), [B, H, W]."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,7 +8,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from saljax.saliency import xrai
+from saljax.saliency import xrai_regions as xrai
 from saljax.saliency.augment import Items, path_stream
 from saljax.saliency.method import Method, count, fraction, nonnegative
 

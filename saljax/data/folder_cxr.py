@@ -52,7 +52,7 @@ class FolderCxr(tfds.core.GeneratorBasedBuilder):
         manual = str(dl_manager.manual_dir)
         path = os.path.join(manual, CSV)
         if not os.path.exists(path):
-            raise DataError(f"{path}: missing (see saljax.data.folder for the format)")
+            raise DataError(f"{path}: missing (see saljax.data.folder_cxr for the format)")
         with open(path, newline="", encoding="utf-8-sig") as f:   # a spreadsheet's BOM too
             reader = csv.DictReader(f)
             rows = list(reader)
