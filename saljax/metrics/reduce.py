@@ -6,7 +6,6 @@ agree with scipy / sklearn in float64 to 1e-6 on 320 x 320 maps.
 """
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 from jax import lax
 
