@@ -127,6 +127,9 @@ def _study(args, overrides) -> int:
     _stop_on_interrupt(args.workdir)
     _compilation_cache()
     summary = study.run(config, args.workdir, progress=not args.quiet)
+    if summary is None:     # another process of a multi-process run: process 0 reports
+        print("saljax: this process's map units are done; process 0 writes the results")
+        return 0
     path = report.write(args.workdir)
     verdicts = ", ".join(f"{m} {summary[m]['randomization']['verdict']}"
                          for m in summary["study"]["methods"])
