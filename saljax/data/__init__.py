@@ -6,11 +6,15 @@ and ``folder_cxr``. Every example has ``id``, ``image`` (uint8 H x W x 1), ``lab
 x_max, y_max in output pixels).
 """
 from saljax.data.build import BUILDERS, build
+from saljax.data.common import BOX_RASTERS
 from saljax.data.errors import DataError
 from saljax.data.loader import (evaluation_batches, image_size, labels, open_splits,
                                 training_batches)
-from saljax.data.preprocess import to_model_input
+from saljax.data.preprocess import SCALINGS, to_model_input
+from saljax.data.rsna import CLASS_SETS
 from saljax.data.synthetic_images import SyntheticConfig
 
-__all__ = ["build", "BUILDERS", "DataError", "open_splits", "training_batches",
+CLASSES = tuple(CLASS_SETS)      # config.classes / --classes: which RSNA patients
+
+__all__ = ["build", "BUILDERS", "BOX_RASTERS", "CLASSES", "SCALINGS", "DataError", "open_splits", "training_batches",
            "evaluation_batches", "image_size", "labels", "to_model_input", "SyntheticConfig"]

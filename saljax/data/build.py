@@ -12,7 +12,7 @@ from saljax import files
 from saljax.data import common
 from saljax.data.errors import DataError
 from saljax.data.folder_cxr import FolderCxr
-from saljax.data.rsna import RsnaPneumonia
+from saljax.data.rsna import CLASS_SETS, RsnaPneumonia
 from saljax.data.siim import SiimPneumothorax
 from saljax.data.synthetic_cxr import SyntheticCxr, synthetic_config
 
@@ -107,6 +107,11 @@ def build(name: str, data_dir: str, *, manual_dir: str | None = None, size: int 
     :class:`saljax.data.common.SizedConfig` (RSNA)."""
     if name not in BUILDERS:
         raise ValueError(f"unknown dataset {name!r}; datasets are {', '.join(BUILDERS)}")
+    if classes not in CLASS_SETS:      # before any work; the builders own the values
+        raise ValueError(f"classes must be one of {', '.join(CLASS_SETS)}, got {classes!r}")
+    if box_raster not in common.BOX_RASTERS:
+        raise ValueError(f"box_raster must be one of {', '.join(common.BOX_RASTERS)}, got "
+                         f"{box_raster!r}")
     if name == "synthetic_cxr":
         if classes != "all" or box_raster != "centres":
             raise ValueError("synthetic_cxr keeps every image and has exact lesion masks: "

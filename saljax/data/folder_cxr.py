@@ -39,6 +39,8 @@ def read_image(path: str) -> np.ndarray:
 
 class FolderCxr(tfds.core.GeneratorBasedBuilder):
     """Images listed in a CSV, with labels and optional masks or boxes."""
+    HAS_BOXES = True     # examples carry lesion boxes (what a detector baseline trains on)
+    HAS_MARKERS = False   # examples carry a marker known to the pixel (known truth)
 
     VERSION = tfds.core.Version("1.0.0")
     BUILDER_CONFIGS = [common.sized_config(320), common.sized_config(224)]

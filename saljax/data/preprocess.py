@@ -11,6 +11,9 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+SCALINGS = ("symmetric", "imagenet")     # how uint8 pixels become model inputs
+
+
 def to_model_input(images, scaling: str = "symmetric"):
     """uint8 [..., H, W, 1] -> float32 [..., H, W, 3].
 

@@ -95,6 +95,8 @@ def select_classes(labels: dict, manual_dir: str, classes: str) -> dict:
 
 class RsnaPneumonia(tfds.core.GeneratorBasedBuilder):
     """RSNA pneumonia: image, label (lung opacity), boxes and box mask at the configured size."""
+    HAS_BOXES = True     # examples carry lesion boxes (what a detector baseline trains on)
+    HAS_MARKERS = False   # examples carry a marker known to the pixel (known truth)
 
     VERSION = tfds.core.Version("1.0.0")
     BUILDER_CONFIGS = [common.sized_config(320), common.sized_config(224)]

@@ -55,6 +55,8 @@ def index_dicoms(manual_dir: str) -> dict:
 
 class SiimPneumothorax(tfds.core.GeneratorBasedBuilder):
     """SIIM-ACR pneumothorax: image, label and segmentation mask at the configured size."""
+    HAS_BOXES = False     # examples carry lesion boxes (what a detector baseline trains on)
+    HAS_MARKERS = False   # examples carry a marker known to the pixel (known truth)
 
     VERSION = tfds.core.Version("1.0.0")
     BUILDER_CONFIGS = [common.sized_config(320), common.sized_config(224)]

@@ -29,6 +29,8 @@ def synthetic_config(size: int = 128, seed: int = 0, counts=None, **options):
 class SyntheticCxr(tfds.core.GeneratorBasedBuilder):
     """Synthetic radiographs with exact lesion masks and boxes, and the marker and its square;
     no download."""
+    HAS_BOXES = True     # examples carry lesion boxes (what a detector baseline trains on)
+    HAS_MARKERS = True   # examples carry a marker known to the pixel (known truth)
 
     VERSION = tfds.core.Version("1.1.0")
     RELEASE_NOTES = {"1.1.0": "the marker (0/1) and its square (marker_mask); markers near a "

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from saljax.study.maps import Setting
 
 NORMALIZATIONS = ("grayscale", "grayscale_minmax")
+NOISES = ("shared", "fresh")     # config.noise: one draw per chunk for all settings, or one each
 
 
 def normalize(maps, visualized: bool, normalization: str):
@@ -61,7 +62,9 @@ _PROGRAMS_LOCK = threading.Lock()
 def _shared(key: tuple, build):
     """One program per key (architecture, methods, sizes) for every model of a study: a second
     replicate of an architecture reuses the first one's traced and compiled programs instead of
-    tracing the network again (tracing is most of a warm unit's cost)."""
+    tracing the network again (tracing is most of a warm unit's cost). Process-wide on purpose:
+    a key fixes everything a program depends on, so the studies of one process (a notebook, the
+    test suite) share them too."""
     with _PROGRAMS_LOCK:
         if key not in _PROGRAMS:
             _PROGRAMS[key] = build()
@@ -81,8 +84,9 @@ class MapMaker:
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got "
                              f"{normalization!r}")
-        if noise not in ("shared", "fresh"):
-            raise ValueError(f"noise must be 'shared' or 'fresh', got {noise!r}")
+        if noise not in NOISES:
+            raise ValueError(f"noise must be one of {', '.join(map(repr, NOISES))}, got "
+                             f"{noise!r}")
         self.model, self.variables = model, variables
         self.normalization, self.noise = normalization, noise
         self.methods = methods                       # label -> hparams (with "method")

@@ -27,6 +27,9 @@ from saljax.training.loop import (Task, TrainState, every_replicate, export, fit
                                   write_index)
 from saljax.training.replicates import ReplicateBatches, over_replicates, replicate_mode
 
+OPTIMIZERS = ("adam", "sgd")             # config.optimizer (sgd: momentum 0.9)
+DTYPES = ("float32", "bfloat16")          # config.dtype: the compute dtype
+
 
 def default_config() -> ml_collections.ConfigDict:
     """The study's training settings (Adam at 7e-5); configs override what they need."""
@@ -77,7 +80,8 @@ def _optax(name: str, learning_rate: float):
         return optax.adam(learning_rate)
     if name == "sgd":
         return optax.sgd(learning_rate, momentum=0.9)
-    raise ValueError(f"optimizer must be 'adam' or 'sgd', got {name!r}")
+    raise ValueError(f"optimizer must be one of {', '.join(map(repr, OPTIMIZERS))}, got "
+                     f"{name!r}")
 
 
 def init_state(config, model, seed: int) -> State:

@@ -9,6 +9,8 @@ import numpy as np
 
 from saljax import data as sd
 
+MODES = ("auto", "vmap", "loop")     # config.replicates: how replicate seeds share a step
+
 
 def replicate_mode(config) -> str:
     """How replicate seeds share a step. XLA's CPU backend runs ``vmap``-ed convolutions as
@@ -16,8 +18,8 @@ def replicate_mode(config) -> str:
     mode = config.replicates
     if mode == "auto":
         return "loop" if jax.default_backend() == "cpu" else "vmap"
-    if mode not in ("vmap", "loop"):
-        raise ValueError(f"replicates must be 'auto', 'vmap' or 'loop', got {mode!r}")
+    if mode not in MODES[1:]:
+        raise ValueError(f"replicates must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
     return mode
 
 
