@@ -105,6 +105,7 @@ def _stop_on_interrupt(workdir: str) -> None:
     from saljax import files
     from saljax.data.build import remove_incomplete
     from saljax.saliency import segment_worker
+    from saljax.study.workdir import Workdir
 
     def stop(signum, frame):
         print("saljax: interrupted; finished work is kept: run the same command to resume",
@@ -112,7 +113,7 @@ def _stop_on_interrupt(workdir: str) -> None:
         segment_worker.close_all()
         if os.path.isdir(workdir):
             files.remove_temporaries(workdir)
-            remove_incomplete(os.path.join(workdir, "data"))
+            remove_incomplete(Workdir(workdir).data)
         os._exit(130)
 
     signal.signal(signal.SIGINT, stop)
@@ -174,9 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("--size", type=int, default=320, help="output side in pixels")
     db.add_argument("--split-seed", type=int, default=0)
     db.add_argument("--splits-csv", help="the study's splits file, relative to --manual-dir")
-    db.add_argument("--classes", default="all",
+    db.add_argument("--classes", default="all",   # the values: saljax.data.CLASSES
                     help="rsna_pneumonia: all, or opacity_vs_normal (the study's)")
-    db.add_argument("--box-raster", default="centres",
+    db.add_argument("--box-raster", default="centres",   # saljax.data.BOX_RASTERS
                     help="boxes to masks: centres (pixel centres), or corners (the study's)")
     db.add_argument("--rebuild", action="store_true",
                     help="build again when the downloaded files changed since the last build")

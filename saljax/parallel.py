@@ -32,6 +32,34 @@ def initialize_distributed() -> None:
         jax.distributed.initialize()
 
 
+def _coordination_client():
+    """The distributed runtime's coordination client (its key-value store).
+
+    The one private JAX import of saljax, confined here: jax exposes no public key-value store,
+    and the alternatives do not fit a study. A device barrier
+    (``multihost_utils.sync_global_devices``) times out within minutes on GPUs while the other
+    processes train or compute results for hours, and polling files needs a shared file system's
+    visibility guarantees. Every use goes through :func:`announce` and :func:`await_announcement`.
+    """
+    from jax._src import distributed
+    return distributed.global_state.client
+
+
+def announce(key: str) -> None:
+    """Tell every process of the run that ``key`` happened (e.g. "models published")."""
+    _coordination_client().key_value_set(key, "done")
+
+
+def await_announcement(key: str, what: str, timeout_s: float = 7 * 24 * 3600) -> None:
+    """Block until some process has :func:`announce`\ d ``key``; ``what`` names it in the
+    timeout's error."""
+    try:
+        _coordination_client().blocking_key_value_get(key, int(min(timeout_s * 1000,
+                                                                   2 ** 31 - 1)))
+    except Exception as e:   # the runtime's own error types are private too
+        raise TimeoutError(f"waited {timeout_s:.0f} s for {what}: {e}") from e
+
+
 def data_mesh(devices=None) -> Mesh:
     """A 1-D mesh named ``"data"`` over ``devices`` (default: every device of every process)."""
     devices = jax.devices() if devices is None else list(devices)

@@ -16,9 +16,10 @@ from conftest import smooth_images
 from saljax.config import load
 from saljax.data import common
 from saljax.protocol import protocol_of
-from saljax.study import agreement, inputs, maps
+from saljax.study import inputs, maps
+from saljax.study.criteria import agreement
 from saljax.study.mapmaker import MapMaker, normalize
-from saljax.study.models import TrainedClassifier
+from saljax.study.lineup import TrainedClassifier
 from test_data import SIZE, by_id, write_rsna
 
 PAPER = ("rsna_inception", "siim_inception")

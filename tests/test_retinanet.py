@@ -139,7 +139,7 @@ def test_training_on_synthetic_xrays_finds_the_lesions(tmp_path):
     c = detector.default_config()
     c.update(dict(width=0.125, seeds=(0,), epochs=TRAIN_EPOCHS, anchor_scale=2.0,
                   batch_size=16, learning_rate=LEARNING_RATE))
-    out = detector.train(c, splits, str(tmp_path / "work"), progress=False)
+    out = detector.train(c, str(tmp_path / "work"), splits=splits, progress=False)
     assert out[0]["val_ap50"] >= 0.5, out
     model, variables, spec = checkpoint.load(out[0]["path"])
     assert spec["metadata"]["val_ap50"] == out[0]["val_ap50"]

@@ -154,20 +154,21 @@ def test_unet_training_resumes_from_its_checkpoint(tiny_data, tmp_path, monkeypa
     splits = sd.open_splits(tiny_data)
     c = segmenter.default_config()
     c.update(dict(width=0.25, seeds=(0, 1), epochs=2, batch_size=16, checkpoint_every=1))
-    straight = segmenter.train(c, splits, str(tmp_path / "straight"), progress=False)
+    resumed_dir = str(tmp_path / "resumed" / "train" / "unet")
+    straight = segmenter.train(c, str(tmp_path / "straight"), splits=splits, progress=False)
     c.epochs = 1
-    segmenter.train(c, splits, str(tmp_path / "resumed"), progress=False)
+    segmenter.train(c, resumed_dir, splits=splits, progress=False)
     ckpt = tmp_path / "resumed" / "train" / "unet" / "checkpoints"
     assert max(int(d) for d in os.listdir(ckpt) if d.isdigit()) == 3   # one epoch of 3 steps
     c.epochs = 2
     steps, batch_of = [], ReplicateBatches.__getitem__
     monkeypatch.setattr(ReplicateBatches, "__getitem__",
                         lambda self, step: steps.append(step) or batch_of(self, step))
-    resumed = segmenter.train(c, splits, str(tmp_path / "resumed"), progress=False)
+    resumed = segmenter.train(c, resumed_dir, splits=splits, progress=False)
     assert steps == [3, 4, 5]
     for seed in c.seeds:
-        _, a, meta_a = checkpoint.load(straight[seed])
-        _, b, meta_b = checkpoint.load(resumed[seed])
+        _, a, meta_a = checkpoint.load(straight[seed]["path"])
+        _, b, meta_b = checkpoint.load(resumed[seed]["path"])
         assert meta_a == meta_b
         for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
             np.testing.assert_array_equal(x, y)

@@ -16,5 +16,5 @@ from saljax.data.synthetic_images import SyntheticConfig
 
 CLASSES = tuple(CLASS_SETS)      # config.classes / --classes: which RSNA patients
 
-__all__ = ["build", "BUILDERS", "BOX_RASTERS", "CLASSES", "SCALINGS", "DataError", "open_splits", "training_batches",
-           "evaluation_batches", "image_size", "labels", "to_model_input", "SyntheticConfig"]
+__all__ = ["build", "BUILDERS", "BOX_RASTERS", "CLASSES", "SCALINGS", "DataError", "open_splits",
+           "training_batches", "evaluation_batches", "image_size", "labels", "to_model_input", "SyntheticConfig"]

@@ -42,6 +42,11 @@ def save(path: str, variables, *, name: str, width: float = 1.0, num_classes: in
     files.write_json(os.path.join(path, "model.json"), spec)  # last: marks the model complete
 
 
+def complete(path: str) -> bool:
+    """Whether ``path`` holds a whole saved model (``model.json`` is written last)."""
+    return os.path.exists(os.path.join(path, "model.json"))
+
+
 def describe(path: str) -> dict:
     """The model description in ``path/model.json``; a missing or corrupt file is a clear
     error naming it."""

@@ -17,8 +17,6 @@ CLASSIFIERS = {"inception_v3": InceptionV3,
                   for name, blocks in BLOCKS.items()}}
 SEGMENTERS = {"unet": UNet}
 DETECTORS = {"retinanet": RetinaNet}
-# the study's localization baselines: name -> (what it does, what a report calls it)
-LOCALIZERS = {"unet": ("segmentation", "U-Net"), "retinanet": ("detection", "RetinaNet")}
 MODELS = tuple(CLASSIFIERS)
 
 

@@ -12,9 +12,11 @@ import os
 
 from saljax import files
 from saljax.report.compare import compare
-from saljax.report.figures import (agreement_figure, cascading_figure, examples_figure,
-                                   read_csv, road_figure, shortcut_figure, utility_figure)
+from saljax.report.figures import examples_figure
 from saljax.report.markdown import markdown
+from saljax.study.criteria import CRITERIA
+from saljax.study.criteria.render import read_csv
+from saljax.study.workdir import Workdir
 
 __all__ = ["write", "compare", "markdown"]
 
@@ -23,28 +25,20 @@ def write(workdir: str) -> str:
     """Write ``figures/*.png`` and ``report.md`` into ``workdir``; returns the report's path.
     A finished study's result files missing (a study still running, a partial copy) are an
     error naming them."""
+    where = Workdir(workdir)
     need = ["summary.json", "agreement.csv", "examples.npz"]
-    if os.path.exists(os.path.join(workdir, "summary.json")):
-        with open(os.path.join(workdir, "summary.json")) as f:
+    if os.path.exists(where.summary):
+        with open(where.summary) as f:
             summary = json.load(f)
         if not summary["study"].get("utility_skipped"):
             need.append("utility.csv")
-    missing = [n for n in need if not os.path.exists(os.path.join(workdir, n))]
+    missing = [n for n in need if not os.path.exists(where.file(n))]
     if missing:
         raise FileNotFoundError(f"{workdir} is not a finished study: no {', '.join(missing)} "
                                 "(run or resume saljax study there first)")
-    figs = os.path.join(workdir, "figures")
-    os.makedirs(figs, exist_ok=True)
-    cascading_figure(summary, os.path.join(figs, "cascading.png"))
-    agreement_figure(read_csv(os.path.join(workdir, "agreement.csv")),
-                     os.path.join(figs, "agreement.png"))
-    if not summary["study"].get("utility_skipped"):
-        utility_figure(read_csv(os.path.join(workdir, "utility.csv")),
-                       os.path.join(figs, "utility.png"))
-    if summary.get("known_truth"):
-        shortcut_figure(summary["known_truth"], os.path.join(figs, "shortcut.png"))
-        road_figure(summary["known_truth"], os.path.join(figs, "road.png"))
-    examples_figure(os.path.join(workdir, "examples.npz"), os.path.join(figs, "examples.png"))
-    path = os.path.join(workdir, "report.md")
-    files.write_text(path, markdown(summary))
-    return path
+    os.makedirs(os.path.dirname(where.figure("examples")), exist_ok=True)
+    for criterion in CRITERIA:
+        criterion.figures(summary, lambda name: read_csv(where.file(name)), where.figure)
+    examples_figure(where.examples, where.figure("examples"))
+    files.write_text(where.report, markdown(summary))
+    return where.report

@@ -18,19 +18,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from saljax import files  # noqa: E402
-from saljax.report.figures import methods_of, read_csv, save  # noqa: E402
-from saljax.report.markdown import fmt  # noqa: E402
+from saljax.study.criteria.render import fmt, methods_of, read_csv, save  # noqa: E402
+from saljax.study.workdir import Workdir  # noqa: E402
 
 
 def _load(workdir: str) -> dict:
-    path = os.path.join(workdir, "summary.json")
+    where = Workdir(workdir)
+    path = where.summary
     if not os.path.exists(path):
         raise FileNotFoundError(f"{workdir}: no summary.json (run the study first)")
     with open(path) as f:
         summary = json.load(f)
     run = os.path.basename(os.path.normpath(workdir))
     return {"workdir": workdir, "summary": summary,
-            "utility": read_csv(os.path.join(workdir, "utility.csv")),
+            "utility": read_csv(where.file("utility.csv")),
             "name": f"{summary['study']['dataset']} ({run})"}
 
 

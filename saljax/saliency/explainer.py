@@ -86,7 +86,8 @@ class Explainer:
         """The maps of every spec: ``{label: maps}``; traceable (``jit``, ``vmap``, sharding).
 
         ``targets`` [B] int or None (the predicted class); ``key`` a ``jax.random`` key for the
-        stochastic methods; ``segments`` (a :class:`saljax.saliency.xrai_regions.Segments` of arrays) for
+        stochastic methods; ``segments`` (a :class:`saljax.saliency.xrai_regions.Segments` of
+        arrays) for
         XRAI.
         """
         passes = Passes(self.model, variables, images.astype(jnp.float32), targets, key,

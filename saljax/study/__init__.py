@@ -1,6 +1,6 @@
 """The trustworthiness study: utility, randomization, repeatability and reproducibility of
-saliency maps, as a row of resumable stages. ``run(config, workdir)``; see
-``saljax.study.stages``."""
+saliency maps (and the criteria of :data:`saljax.study.criteria.CRITERIA`), as a protocol of
+resumable steps and an executor. ``run(config, workdir)``; see ``saljax.study.stages``."""
 from saljax.protocol import default_config
 from saljax.study.stages import run
 from saljax.study.runner import ConfigChanged

@@ -1,6 +1,7 @@
 """Every config error before any work: before the data is built, a model trained or
 ``config.json`` written (a bad config then never poisons its workdir, and the corrected command
-runs there). Each error names the field and what it takes."""
+runs there). Each error names the field and what it takes; the allowed values are read from the
+modules that use them, and each criterion and localization baseline checks its own fields."""
 from __future__ import annotations
 
 import math
@@ -8,15 +9,15 @@ import os
 
 import saljax.models as sm
 from saljax import data as sd
+from saljax import randomize
 from saljax.models import checkpoint
-from saljax.models.registry import LOCALIZERS
-from saljax.models.retinanet import RetinaNet
-from saljax.models.unet import UNet
 from saljax.protocol import method_hparams
 from saljax.saliency.explainer import spec as method_spec
-from saljax.saliency.infill import INFILLS
-from saljax.study.mapmaker import NORMALIZATIONS
-from saljax.training import classifier
+from saljax.study.criteria import CRITERIA
+from saljax.study.localizers import LOCALIZERS
+from saljax.study.mapmaker import NOISES, NORMALIZATIONS
+from saljax.study.workdir import Workdir
+from saljax.training import classifier, replicates
 
 
 def _count(config, field: str, minimum: int = 1) -> None:
@@ -42,7 +43,7 @@ def workdir(path: str) -> None:
         raise ValueError(f"workdir {path} is a file, not a folder")
     try:
         os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, f".saljax-write-test-{os.getpid()}")
+        probe = Workdir(path).file(f".saljax-write-test-{os.getpid()}")
         with open(probe, "w") as f:
             f.write("")
         os.remove(probe)
@@ -66,8 +67,8 @@ def _data(config) -> None:
             raise ValueError(f"{config.dataset} is built from the files you download: "
                              f"config.manual_dir {config.manual_dir!r} is not a folder with them "
                              "(or give config.data_path, a built dataset)")
-    _choice(config, "classes", ("all", "opacity_vs_normal"))
-    _choice(config, "box_raster", ("centres", "corners"))
+    _choice(config, "classes", sd.CLASSES)
+    _choice(config, "box_raster", sd.BOX_RASTERS)
     if config.eval_ids and not os.path.exists(config.eval_ids):
         raise ValueError(f"config.eval_ids: no file {config.eval_ids}")
 
@@ -101,12 +102,12 @@ def _models(config) -> None:
 
 def _training(config) -> None:
     tc = config.train
-    _choice(config, "train.optimizer", ("adam", "sgd"))
-    _choice(config, "train.replicates", ("auto", "vmap", "loop"))
-    _choice(config, "train.dtype", ("float32", "bfloat16"))
-    _choice(config, "train.scaling", ("symmetric", "imagenet"))
+    _choice(config, "train.optimizer", classifier.OPTIMIZERS)
+    _choice(config, "train.replicates", replicates.MODES)
+    _choice(config, "train.dtype", classifier.DTYPES)
+    _choice(config, "train.scaling", sd.SCALINGS)
     for field in ("train.batch_size", "train.epochs", "train.checkpoint_every",
-                  "train.eval_batch_size", "segmentation.batch_size", "segmentation.epochs"):
+                  "train.eval_batch_size"):
         _count(config, field)
     if not (tc.learning_rate > 0 and math.isfinite(tc.learning_rate)):
         raise ValueError(f"config.train.learning_rate must be > 0, got {tc.learning_rate!r}")
@@ -134,59 +135,23 @@ def _study(config) -> None:
             raise ValueError(f"config.target {config.target} is not a class of the "
                              f"{config.train.num_classes}-class models (-1: the predicted one)")
     _choice(config, "normalization", NORMALIZATIONS)
-    _choice(config, "noise", ("shared", "fresh"))
-    _choice(config, "pass_line_models", ("all", "first"))
-    _choice(config, "agreement_pairs", ("all", "first"))
-    _choice(config, "randomization.mode", ("reinit", "permute"))
-    _choice(config, "randomization.bn", ("reinit", "keep", "keep_stats"))
+    _choice(config, "noise", NOISES)
+    _choice(config, "randomization.mode", randomize.MODES)
+    _choice(config, "randomization.bn", randomize.BN_POLICIES)
     if not (config.ssim.data_range > 0 and math.isfinite(config.ssim.data_range)):
         raise ValueError(f"config.ssim.data_range must be > 0, got {config.ssim.data_range!r}")
 
 
 def _localization(config) -> None:
-    """The localization baseline: a known model, a dataset that has what it trains on, sizes
-    and counts it takes."""
+    """The localization baseline: a known one, and its record's checks (the data it trains
+    on, its section's sizes and counts)."""
     _choice(config, "localization_baseline", tuple(LOCALIZERS))
-    if config.localization_baseline == "retinanet":
-        if config.dataset == "siim_pneumothorax":
-            raise ValueError("config.localization_baseline 'retinanet' trains on boxes; "
-                             "siim_pneumothorax has masks: use 'unet'")
-        for field in ("detection.batch_size", "detection.epochs", "detection.max_boxes",
-                      "detection.eval_batch_size", "detection.checkpoint_every"):
-            _count(config, field)
-        if not config.detection.anchor_scale > 0:
-            raise ValueError("config.detection.anchor_scale must be > 0, got "
-                             f"{config.detection.anchor_scale!r}")
-        settings, minimum = config.detection, RetinaNet.min_size
-    else:
-        settings, minimum = config.segmentation, UNet.min_size
-    if len(settings.seeds) < 1 or len(set(settings.seeds)) != len(settings.seeds):
-        raise ValueError(f"the localization baseline's seeds must be distinct, got "
-                         f"{tuple(settings.seeds)}")
-    if config.size < minimum:
-        raise ValueError(f"config.size {config.size} is below the "
-                         f"{config.localization_baseline}'s minimum of {minimum} px")
+    LOCALIZERS[config.localization_baseline].validate(config)
 
 
-def _known_truth(config) -> None:
-    kt = config.known_truth
-    if not kt.enabled:
-        return
-    if config.dataset != "synthetic_cxr":
-        raise ValueError("config.known_truth needs the synthetic data (dataset synthetic_cxr): "
-                         "only there are the lesion and the marker known to the pixel")
-    _count(config, "known_truth.images")
-    _count(config, "known_truth.road_images")
-    for how in kt.infills:
-        if how not in INFILLS:
-            raise ValueError(f"config.known_truth.infills: unknown infill {how!r}; infills are "
-                             f"{', '.join(INFILLS)}")
-    if not kt.road_fractions or not all(0 < f < 1 for f in kt.road_fractions):
-        raise ValueError("config.known_truth.road_fractions must lie in (0, 1), got "
-                         f"{tuple(kt.road_fractions)}")
-    if kt.occlusion_size > config.size:
-        raise ValueError(f"config.known_truth.occlusion_size {kt.occlusion_size} exceeds the "
-                         f"{config.size}-px images")
+def _criteria(config) -> None:
+    for criterion in CRITERIA:
+        criterion.check(config)
 
 
 def config(c, path: str) -> None:
@@ -197,4 +162,4 @@ def config(c, path: str) -> None:
     _training(c)
     _study(c)
     _localization(c)
-    _known_truth(c)
+    _criteria(c)

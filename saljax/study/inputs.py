@@ -64,12 +64,13 @@ class Inputs:
         return np.concatenate(masks).astype(bool)
 
 
-def build_data(config, workdir: str) -> str:
-    """The dataset's built directory: ``config.data_path``, or built once into
-    ``<workdir>/data`` (synthetic, or from the user's downloads in ``manual_dir``)."""
+def build_data(config, workdir) -> str:
+    """The dataset's built directory: ``config.data_path``, or built once into the
+    :class:`~saljax.study.workdir.Workdir`'s ``data`` (synthetic, or from the user's downloads
+    in ``manual_dir``)."""
     if config.data_path:
         return config.data_path
-    data_dir = os.path.join(workdir, "data")
+    data_dir = workdir.data
     if config.dataset == "synthetic_cxr":
         return _synthetic(config, data_dir)
     return sd.build(config.dataset, data_dir, manual_dir=config.manual_dir, size=config.size,
@@ -126,17 +127,17 @@ def _synthetic(config, data_dir: str, **changes) -> str:
                     counts=tuple(tuple(c) for c in s.counts), **{**options, **changes})
 
 
-def build_shortcut_data(config, workdir: str) -> str | None:
+def build_shortcut_data(config, workdir) -> str | None:
     """The shortcut arm's training data (known truth): the study's synthetic data with the
     marker on ``shortcut_strength`` of the positives and ``1 - shortcut_strength`` of the
-    negatives; built once into ``<workdir>/data``. None when there is no shortcut arm."""
+    negatives; built once into the workdir's ``data``. None when there is no shortcut arm."""
     kt = config.known_truth
     if not (kt.enabled and kt.shortcut_seeds):
         return None
     if config.dataset != "synthetic_cxr":
         raise ValueError("known_truth needs the synthetic data (dataset synthetic_cxr): only there "
                          "are the lesion and the marker known to the pixel")
-    return _synthetic(config, os.path.join(workdir, "data"), marker="shortcut",
+    return _synthetic(config, workdir.data, marker="shortcut",
                       shortcut_strength=kt.shortcut_strength)
 
 

@@ -32,7 +32,7 @@ from saljax.models import checkpoint as model_checkpoint
 from saljax.protocol import method_hparams
 from saljax.study.mapmaker import MapMaker, method_groups
 from saljax.study.runner import run_units
-from saljax.training import detector, segmenter
+from saljax.study.workdir import Workdir
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,14 +76,12 @@ def settings(n_blocks: int, cascading_levels, independent_blocks, n_eval: int,
     return out
 
 
-def unit_path(workdir, model_id, setting, method, chunk) -> str:
-    return os.path.join(workdir, "maps", model_id, setting, method, f"chunk{chunk:03d}.npz")
-
-
 def load_maps(workdir, model_id, setting, method, n_images, chunk_size, which="gray"):
-    """The maps of the first ``n_images`` study images: [n, H, W] float32."""
+    """The maps of the first ``n_images`` study images of a study's ``workdir`` (a path or a
+    :class:`~saljax.study.workdir.Workdir`): [n, H, W] float32."""
+    where = Workdir.of(workdir)
     chunks = -(-n_images // chunk_size)
-    parts = [files.read_npz(unit_path(workdir, model_id, setting, method, c))[which]
+    parts = [files.read_npz(where.unit(model_id, setting, method, c))[which]
              for c in range(chunks)]
     return np.concatenate(parts)[:n_images]
 
@@ -91,7 +89,7 @@ def load_maps(workdir, model_id, setting, method, n_images, chunk_size, which="g
 @dataclasses.dataclass(frozen=True)
 class MapStore:
     """The saved maps of a study's workdir, read for the first ``n`` study images: [n, H, W]."""
-    workdir: str
+    workdir: Workdir
     chunk: int
 
     def gray(self, model_id: str, setting: str, method: str, n: int) -> np.ndarray:
@@ -99,23 +97,6 @@ class MapStore:
 
     def signed(self, model_id: str, setting: str, method: str, n: int) -> np.ndarray:
         return load_maps(self.workdir, model_id, setting, method, n, self.chunk, "signed")
-
-
-def localizer_maps(paths, pixels) -> list:
-    """Each localization baseline's maps of ``pixels`` (uint8 [N, H, W, 1]), [N, H, W] per
-    model, scored like saliency maps: a U-Net's lesion probability, or for a RetinaNet each
-    pixel the highest score of the detections covering it."""
-    out = []
-    for p in paths:
-        model, variables, spec = model_checkpoint.load(p)
-        if spec["name"] == "retinanet":
-            out.append(detector.score_maps(model, variables, pixels,
-                                           anchor_scale=spec["metadata"]["anchor_scale"]))
-            continue
-        predict = segmenter.predict_fn(model)
-        out.append(np.concatenate([np.asarray(predict(variables, pixels[s:s + 64]))
-                                   for s in range(0, len(pixels), 64)]))
-    return out
 
 
 def spread(n: int, k: int, start: int) -> list[int]:
@@ -160,10 +141,20 @@ class MapPlan:
     paths: list
     mine: dict
 
+    def missing(self, methods=None) -> bool:
+        """Whether some unit (of ``methods``' labels, default any) has no file yet."""
+        return any(not os.path.exists(p) for units in self._units() for u in units
+                   for label, p in u.paths.items() if methods is None or label in methods)
 
-def schedule(config, classifiers, n_images: int, workdir: str, share=(0, 1)) -> MapPlan:
-    """The units of every classifier; this process takes every ``share[1]``-th from
+    def _units(self):
+        return (units for entries in self.mine.values() for *_, units in entries)
+
+
+def schedule(config, classifiers, n_images: int, workdir, share=(0, 1)) -> MapPlan:
+    """The units of every classifier in ``workdir`` (a path or a
+    :class:`~saljax.study.workdir.Workdir`); this process takes every ``share[1]``-th from
     ``share[0]``."""
+    workdir = Workdir.of(workdir)
     n_util, n_eval = n_images, min(config.eval_images, n_images)
     out, all_paths, k, mine = {}, [], 0, {}
     for mi, m in enumerate(classifiers):
@@ -182,7 +173,7 @@ def schedule(config, classifiers, n_images: int, workdir: str, share=(0, 1)) -> 
         for st in sets:
             for group in method_groups(methods):
                 for c in range(-(-st.n_images // config.chunk)):
-                    paths = {label: unit_path(workdir, m.id, st.name, label, c) for label in group}
+                    paths = {label: workdir.unit(m.id, st.name, label, c) for label in group}
                     all_paths += list(paths.values())
                     k += 1
                     if (k - 1) % share[1] == share[0]:
@@ -191,36 +182,48 @@ def schedule(config, classifiers, n_images: int, workdir: str, share=(0, 1)) -> 
     return MapPlan(out, all_paths, mine)
 
 
-def compute(plan: MapPlan, family: str, config, chunks, segments, *, mesh=None,
-            progress: bool = True) -> None:
-    """This process's missing units of a family's models: every model's trained maps first (the
-    known-truth stage waits for those of all replicates), then the randomization settings, model
-    by model (each loaded when its first unit starts). ``chunks``: the study images' pixels
-    padded to whole chunks; ``segments``: a
+class FamilyMaps:
+    """This process's missing units of a family's models, in two steps: every model's
+    ``trained`` maps (what the known-truth criterion reads), then the ``randomized`` settings,
+    model by model (each model loaded once, when its first unit starts). ``chunks``: the study
+    images' pixels padded to whole chunks; ``segments``: a
     :class:`saljax.saliency.segment_worker.SegmentsProcess` or None (no XRAI)."""
-    size, base = config.chunk, jax.random.key(config.seed)
-    makers = {}
 
-    def maker_of(mi, m, methods) -> MapMaker:
-        if mi not in makers:
+    def __init__(self, plan: MapPlan, family: str, config, chunks, segments, *, mesh=None,
+                 progress: bool = True):
+        self.entries = plan.mine.get(family, [])
+        self.config, self.chunks, self.segments = config, chunks, segments
+        self.mesh, self.progress = mesh, progress
+        self.makers = {}
+
+    def _maker(self, mi, m, methods) -> MapMaker:
+        c = self.config
+        if mi not in self.makers:
             model, variables, _ = model_checkpoint.load(m.path)
-            makers[mi] = MapMaker(model, variables, methods, key=jax.random.fold_in(base, mi),
-                                  max_batch=config.max_batch, randomization=config.randomization,
-                                  target=config.target, mesh=mesh,
-                                  max_batch_per_method=dict(config.max_batch_per_method),
-                                  normalization=config.normalization, noise=config.noise)
-        return makers[mi]
+            self.makers[mi] = MapMaker(
+                model, variables, methods, key=jax.random.fold_in(jax.random.key(c.seed), mi),
+                max_batch=c.max_batch, randomization=c.randomization, target=c.target,
+                mesh=self.mesh, max_batch_per_method=dict(c.max_batch_per_method),
+                normalization=c.normalization, noise=c.noise)
+        return self.makers[mi]
 
-    def unit(maker, u):
-        seg = segments.result()[u.chunk] if maker.needs_segments(u.group) else None
+    def _unit(self, maker, u):
+        size = self.config.chunk
+        seg = self.segments.result()[u.chunk] if maker.needs_segments(u.group) else None
         return maker.unit(u.setting, u.group, u.chunk,
-                          chunks[u.chunk * size:(u.chunk + 1) * size], seg)
+                          self.chunks[u.chunk * size:(u.chunk + 1) * size], seg)
 
-    for trained in (True, False):
-        for mi, m, methods, units in plan.mine.get(family, []):
+    def _run(self, trained: bool) -> None:
+        for mi, m, methods, units in self.entries:
             part = [u for u in units if (u.setting.kind == "trained") == trained]
             if all(os.path.exists(p) for u in part for p in u.paths.values()):
                 continue
-            maker = maker_of(mi, m, methods)
-            run_units([(u.paths, lambda u=u, maker=maker: unit(maker, u)) for u in part],
-                      f"maps {m.id}" + ("" if trained else " randomized"), progress)
+            maker = self._maker(mi, m, methods)
+            run_units([(u.paths, lambda u=u, maker=maker: self._unit(maker, u)) for u in part],
+                      f"maps {m.id}" + ("" if trained else " randomized"), self.progress)
+
+    def trained(self) -> None:
+        self._run(True)
+
+    def randomized(self) -> None:
+        self._run(False)

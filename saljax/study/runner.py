@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable
 
 from tqdm.auto import tqdm
 
@@ -20,10 +19,11 @@ class ConfigChanged(ValueError):
     """The workdir holds results of a different study config."""
 
 
-def guard_config(workdir: str, config_json: str) -> None:
-    """Write ``config.json`` to a new workdir, or check an existing one is the same config."""
-    os.makedirs(workdir, exist_ok=True)
-    path = os.path.join(workdir, "config.json")
+def guard_config(workdir, config_json: str) -> None:
+    """Write ``config.json`` to a new workdir (a :class:`~saljax.study.workdir.Workdir`), or
+    check an existing one is the same config."""
+    os.makedirs(workdir.root, exist_ok=True)
+    path = workdir.config
     if os.path.exists(path):
         with open(path) as f:
             old = json.load(f)
@@ -31,7 +31,7 @@ def guard_config(workdir: str, config_json: str) -> None:
         if old != new:
             diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             raise ConfigChanged(
-                f"{workdir} holds a study run with another config (differs in: "
+                f"{workdir.root} holds a study run with another config (differs in: "
                 f"{', '.join(diff)}); use a new --workdir or delete the old one")
         return
     files.write_text(path, config_json)
@@ -53,24 +53,3 @@ def run_units(units: Iterable[tuple[dict, Callable[[], dict]]], desc: str,
         bar.update(1)
     bar.close()
     return len(todo)
-
-
-def concurrently(calls: Sequence[Callable[[], object]]) -> list:
-    """Run ``calls`` in threads and return their results in order (the first error re-raised
-    once all have finished).
-
-    Independent stages (e.g. two architectures' training, or their maps) overlap this way: XLA
-    compiles a program on one thread and a small model's step rarely keeps every core busy, so on
-    a CPU one stage's compiling and idle time is another's compute. Results do not depend on it:
-    each call is deterministic on its own inputs.
-    """
-    calls = list(calls)
-    if len(calls) <= 1:
-        return [c() for c in calls]
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        futures = [pool.submit(c) for c in calls]
-        errors = [f.exception() for f in futures]
-    for e in errors:
-        if e is not None:
-            raise e
-    return [f.result() for f in futures]

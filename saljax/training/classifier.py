@@ -1,10 +1,10 @@
 """Training classifiers: replicate seeds together, optax, best-by-validation-AUC, exact resume.
 
-``train(config, workdir)`` trains ``len(config.seeds)`` replicates of one architecture through
+``train(config, train_dir)`` trains ``len(config.seeds)`` replicates of one architecture through
 :func:`saljax.training.loop.fit` (each replicate with its own initialisation, data order and
-augmentation; orbax checkpoints in ``workdir/checkpoints``). Each epoch ends with the
+augmentation; orbax checkpoints in ``train_dir/checkpoints``). Each epoch ends with the
 validation AUC of every replicate; each replicate's best variables are kept and finally
-exported with :func:`saljax.models.checkpoint.save` to ``workdir/models/<name>_seed<seed>``.
+exported with :func:`saljax.models.checkpoint.save` to ``train_dir/models/<name>_seed<seed>``.
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from saljax.training.replicates import ReplicateBatches, over_replicates, replic
 
 OPTIMIZERS = ("adam", "sgd")             # config.optimizer (sgd: momentum 0.9)
 DTYPES = ("float32", "bfloat16")          # config.dtype: the compute dtype
+LABEL_PERMUTATION_SEED_OFFSET = 10_000   # permuted labels: first seed + this (apart from batches)
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -200,17 +201,19 @@ def _randomized_labels(source, seed: int) -> np.ndarray:
 def replicate_batches(config, source, keys=("image", "label"), shard=True) -> ReplicateBatches:
     """Every replicate's training batches; with ``label_randomization`` every image carries a
     label permuted once (the same for every replicate)."""
-    labels = (_randomized_labels(source, 10_000 + config.seeds[0])
+    labels = (_randomized_labels(source, LABEL_PERMUTATION_SEED_OFFSET + config.seeds[0])
               if config.label_randomization else None)
     return ReplicateBatches(source, config.batch_size, config.seeds, keys=keys, labels=labels,
                             shard=shard)
 
 
-def train(config, workdir: str, *, mesh=None, splits=None, progress: bool = True) -> dict:
+def train(config, train_dir: str, *, splits=None, mesh=None, progress: bool = True,
+          export_dir: str | None = None) -> dict:
     """Train every replicate of ``config``; returns ``{seed: {"path", "val_auc", "epoch"}}``.
 
     ``splits`` maps split names to sources (default: the dataset at ``config.data_path``).
-    Resumes from ``workdir/checkpoints`` when a previous run left one.
+    Resumes from ``train_dir/checkpoints`` when a previous run left one; exports each replicate
+    to ``<export_dir>/models/<model>_seed<seed>`` (default ``train_dir``).
     """
     model = _model(config)
     mesh = mesh or data_mesh()
@@ -236,19 +239,19 @@ def train(config, workdir: str, *, mesh=None, splits=None, progress: bool = True
                 step=make_train_step(config, model), batches=batches, epochs=config.epochs,
                 shared=class_weights, epoch_end=epoch_end,
                 checkpoint_every=config.checkpoint_every, max_steps=config.max_steps)
-    state = fit(task, os.path.join(workdir, "checkpoints"), mesh=mesh, progress=progress)
-    return export_best(config, state, workdir)
+    state = fit(task, os.path.join(train_dir, "checkpoints"), mesh=mesh, progress=progress)
+    return export_best(config, state, export_dir or train_dir)
 
 
-def export_best(config, state: State, workdir: str) -> dict:
+def export_best(config, state: State, export_dir: str) -> dict:
     """Save each replicate's best variables as a model directory; returns their summary."""
     metas = [{"seed": int(seed), "val_auc": float(state.best_auc[r]),
               "epoch": int(state.best_epoch[r]),
               "label_randomization": bool(config.label_randomization)}
              for r, seed in enumerate(config.seeds)]
-    paths = export(workdir, config.model, config.seeds, state.best_params,
+    paths = export(export_dir, config.model, config.seeds, state.best_params,
                    state.best_batch_stats, metas, width=config.width,
                    num_classes=config.num_classes)
     out = {int(seed): {"path": p, **m} for seed, p, m in zip(config.seeds, paths, metas)}
-    write_index(workdir, config.model, out)
+    write_index(export_dir, config.model, out)
     return out

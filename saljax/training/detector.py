@@ -1,11 +1,11 @@
 """Training the RSNA localization baseline: replicate RetinaNets trained together on the boxes.
 
-``train(config, splits, workdir)`` trains one RetinaNet per seed (focal loss, alpha 0.25, gamma
-2, over non-ignored anchors and smooth-L1 box regression over positive anchors, both divided by
-the number of positive anchors) through :func:`saljax.training.loop.fit` (orbax checkpoints in
-``workdir/train/retinanet/checkpoints``, exact resume). Each epoch ends with every replicate's
+``train(config, train_dir, splits=...)`` trains one RetinaNet per seed (focal loss, alpha 0.25,
+gamma 2, over non-ignored anchors and smooth-L1 box regression over positive anchors, both
+divided by the number of positive anchors) through :func:`saljax.training.loop.fit` (orbax
+checkpoints in ``train_dir/checkpoints``, exact resume). Each epoch ends with every replicate's
 validation AP at IoU 0.5 (one class: mAP@0.5); each replicate's best variables are exported to
-``workdir/models/retinanet_seed<seed>``. :func:`score_maps_fn` turns a trained detector into
+``<export_dir>/models/retinanet_seed<seed>`` (default ``train_dir``). :func:`score_maps` turns a trained detector into
 the study's baseline map: each pixel the highest score of the detections covering it.
 """
 from __future__ import annotations
@@ -29,6 +29,8 @@ from saljax.parallel import data_mesh, is_process_local
 from saljax.training.loop import (Task, TrainState, every_replicate, export, fit, keep_best,
                                   write_index)
 from saljax.training.replicates import ReplicateBatches, replicate, replicate_mode
+
+BATCH_SEED_OFFSET = 2000   # a RetinaNet replicate's batch order: seed + this (apart from others')
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -158,9 +160,11 @@ def validation_ap(model, state: State, source, config) -> np.ndarray:
     return np.nan_to_num(np.asarray(out, np.float32), nan=0.0)
 
 
-def train(config, splits, workdir: str, *, mesh=None, progress: bool = True) -> dict:
+def train(config, train_dir: str, *, splits, mesh=None, progress: bool = True,
+          export_dir: str | None = None) -> dict:
     """Train ``len(config.seeds)`` RetinaNets on ``splits["train"]`` (validated on
-    ``splits["val"]``); returns ``{seed: {"path", "val_ap", "epoch"}}``."""
+    ``splits["val"]``); returns ``{seed: {"path", "val_ap", "epoch"}}`` (the models in
+    ``export_dir``, default ``train_dir``)."""
     model = sm.create("retinanet", num_classes=1, width=config.width)
     mesh = mesh or data_mesh()
     train_src = PaddedBoxes(splits["train"], config.max_boxes)
@@ -182,20 +186,20 @@ def train(config, splits, workdir: str, *, mesh=None, progress: bool = True) -> 
             "val_ap50": np.round(aps, 3).tolist()}
 
     seeds = tuple(config.seeds)
-    batches = ReplicateBatches(train_src, config.batch_size, [2000 + s for s in seeds],
+    batches = ReplicateBatches(train_src, config.batch_size, [BATCH_SEED_OFFSET + s for s in seeds],
                                keys=("image", "boxes"), shard=not is_process_local(mesh))
     task = Task(name="retinanet", seeds=seeds, init=init, step=step, batches=batches,
                 epochs=config.epochs, epoch_end=epoch_end,
                 checkpoint_every=config.checkpoint_every, max_steps=config.max_steps)
-    state = fit(task, os.path.join(workdir, "train", "retinanet", "checkpoints"), mesh=mesh,
-                progress=progress)
+    state = fit(task, os.path.join(train_dir, "checkpoints"), mesh=mesh, progress=progress)
     metas = [{"seed": int(seed), "val_ap50": float(state.best_ap[r]),
               "epoch": int(state.best_epoch[r]), "anchor_scale": float(config.anchor_scale)}
              for r, seed in enumerate(seeds)]
-    paths = export(workdir, "retinanet", seeds, state.best_params, state.best_batch_stats,
+    export_dir = export_dir or train_dir
+    paths = export(export_dir, "retinanet", seeds, state.best_params, state.best_batch_stats,
                    metas, width=config.width, num_classes=1)
     out = {int(seed): {"path": p, **m} for seed, p, m in zip(seeds, paths, metas)}
-    write_index(workdir, "retinanet", out)
+    write_index(export_dir, "retinanet", out)
     return out
 
 

@@ -1,6 +1,9 @@
 """The one training loop: replicate seeds stepped together, orbax checkpoints, exact resume.
 
-Classifiers and segmentation baselines both train through :func:`fit`. Replicate r's batch at
+Classifiers and the localization baselines (U-Nets, RetinaNets) all train through :func:`fit`;
+each trainer is ``train(config, train_dir, *, splits, mesh, progress, export_dir) -> {seed:
+{"path", ...}}`` with its checkpoints in ``train_dir/checkpoints`` and its models in
+``<export_dir>/models`` (default ``train_dir``). Replicate r's batch at
 step k is always the same batch and its random draws are ``fold_in(key(seed_r), k)``, so a run
 killed at any point and resumed from its last orbax checkpoint ends with the state of an
 uninterrupted run.
@@ -64,13 +67,13 @@ def _keep_best(state, scores, epoch, field: str):
         **{field: jnp.where(better, scores, getattr(state, field))})
 
 
-def export(workdir: str, name: str, seeds, params, batch_stats, metas, *, width: float,
+def export(train_dir: str, name: str, seeds, params, batch_stats, metas, *, width: float,
            num_classes: int) -> list[str]:
     """Each replicate's variables (``params`` and ``batch_stats`` stacked over replicates) as a
-    model directory ``workdir/models/<name>_seed<seed>`` with its ``metas[r]``; their paths."""
+    model directory ``train_dir/models/<name>_seed<seed>`` with its ``metas[r]``; their paths."""
     paths = []
     for r, (seed, meta) in enumerate(zip(seeds, metas)):
-        path = os.path.join(workdir, "models", f"{name}_seed{seed}")
+        path = os.path.join(train_dir, "models", f"{name}_seed{seed}")
         variables = {"params": replicate(params, r), "batch_stats": replicate(batch_stats, r)}
         model_checkpoint.save(path, variables, name=name, width=width, num_classes=num_classes,
                               metadata=meta)
@@ -78,14 +81,12 @@ def export(workdir: str, name: str, seeds, params, batch_stats, metas, *, width:
     return paths
 
 
-def write_index(workdir: str, name: str, out: dict) -> None:
-    """``workdir/models/<name>.json``: each replicate's entry (``out[seed]``, a model path or a
-    dict with ``"path"``) with the path relative to ``workdir``, so that a copied or moved
-    workdir still describes its own models."""
-    rel = lambda p: os.path.relpath(p, workdir)
-    index = {seed: {**e, "path": rel(e["path"])} if isinstance(e, dict) else rel(e)
-             for seed, e in out.items()}
-    files.write_json(os.path.join(workdir, "models", f"{name}.json"), index)
+def write_index(train_dir: str, name: str, out: dict) -> None:
+    """``train_dir/models/<name>.json``: each replicate's entry (``out[seed]``, a dict with
+    ``"path"``, what every trainer returns) with the path relative to ``train_dir``, so that a
+    copied or moved folder still describes its own models."""
+    index = {seed: {**e, "path": os.path.relpath(e["path"], train_dir)} for seed, e in out.items()}
+    files.write_json(os.path.join(train_dir, "models", f"{name}.json"), index)
 
 
 def every_replicate(step: Callable, mode: str) -> Callable:

@@ -2,10 +2,10 @@
 
 The study scores a segmentation model like a saliency method (localization utility) and compares
 replicate segmenters like replicate classifiers (repeatability): the yardstick a saliency map
-would have to meet to replace one. ``train(config, splits, workdir)`` trains one U-Net per seed
-on every training image (negatives teach the empty mask) with a per-pixel logistic loss through
-:func:`saljax.training.loop.fit` (orbax checkpoints in ``workdir/train/unet/checkpoints``, exact
-resume) and exports each to ``workdir/models/unet_seed<seed>``.
+would have to meet to replace one. ``train(config, train_dir, splits=...)`` trains one U-Net per
+seed on every training image (negatives teach the empty mask) with a per-pixel logistic loss
+through :func:`saljax.training.loop.fit` (orbax checkpoints in ``train_dir/checkpoints``, exact
+resume) and exports each to ``train_dir/models/unet_seed<seed>``.
 """
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ from saljax.parallel import data_mesh, is_process_local
 from saljax.training.loop import (Task, TrainState, every_replicate, export, fit,
                                   write_index)
 from saljax.training.replicates import ReplicateBatches, replicate_mode
+
+BATCH_SEED_OFFSET = 1000   # a U-Net replicate's batch order: seed + this (apart from classifiers')
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -45,8 +47,10 @@ class State(TrainState):
     loss: jnp.ndarray
 
 
-def train(config, splits, workdir: str, *, mesh=None, progress: bool = True) -> dict:
-    """Train ``len(config.seeds)`` U-Nets; returns ``{seed: path}``."""
+def train(config, train_dir: str, *, splits, mesh=None, progress: bool = True,
+          export_dir: str | None = None) -> dict:
+    """Train ``len(config.seeds)`` U-Nets on ``splits["train"]``; returns ``{seed: {"path",
+    "seed", "final_loss"}}`` (the models in ``export_dir``, default ``train_dir``)."""
     model = sm.create("unet", num_classes=1, width=config.width)
     mesh = mesh or data_mesh()
     optimizer = optax.adam(config.learning_rate)
@@ -70,19 +74,20 @@ def train(config, splits, workdir: str, *, mesh=None, progress: bool = True) -> 
         return State(optax.apply_updates(state.params, updates), stats, opt_state, loss), loss
 
     seeds = tuple(config.seeds)
-    batches = ReplicateBatches(splits["train"], config.batch_size, [1000 + s for s in seeds],
+    batches = ReplicateBatches(splits["train"], config.batch_size,
+                               [BATCH_SEED_OFFSET + s for s in seeds],
                                keys=("image", "mask"), shard=not is_process_local(mesh))
     task = Task(name="unet", seeds=seeds, init=init,
                 step=every_replicate(step, replicate_mode(config)), batches=batches,
                 epochs=config.epochs, checkpoint_every=config.checkpoint_every)
-    state = fit(task, os.path.join(workdir, "train", "unet", "checkpoints"), mesh=mesh,
-                progress=progress)
+    state = fit(task, os.path.join(train_dir, "checkpoints"), mesh=mesh, progress=progress)
     metas = [{"seed": int(seed), "final_loss": float(state.loss[r])}
              for r, seed in enumerate(seeds)]
-    paths = export(workdir, "unet", seeds, state.params, state.batch_stats, metas,
+    export_dir = export_dir or train_dir
+    paths = export(export_dir, "unet", seeds, state.params, state.batch_stats, metas,
                    width=config.width, num_classes=1)
-    out = {int(seed): p for seed, p in zip(seeds, paths)}
-    write_index(workdir, "unet", out)
+    out = {int(seed): {"path": p, **m} for seed, p, m in zip(seeds, paths, metas)}
+    write_index(export_dir, "unet", out)
     return out
 
 

@@ -1,20 +1,21 @@
-"""Stage 2, models: the replicate classifiers of every architecture and the segmentation
-baselines, trained (orbax resume, :mod:`saljax.training`) or loaded from saved directories.
+"""Stage 2, models: the replicate classifiers of every architecture and the localization
+baseline's replicates (:mod:`saljax.study.localizers`), trained (orbax resume,
+:mod:`saljax.training`) or loaded from saved directories.
 
 ``lineup`` says which models the study has and which are still to be trained, without training
-anything; ``Lineup.train`` and ``Lineup.train_segmenters`` then train what is missing.
+anything; ``Lineup.train`` and ``Lineup.train_localizers`` then train what is missing.
 """
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import ml_collections
 from tqdm.auto import tqdm
 
 from saljax.models import checkpoint as model_checkpoint
-from saljax.models.registry import LOCALIZERS
-from saljax.training import classifier, detector, segmenter
+from saljax.study.localizers import LOCALIZERS
+from saljax.study.workdir import Workdir
+from saljax.training import classifier
 
 
 VARIANTS = ("", "permuted", "shortcut")
@@ -51,11 +52,14 @@ class TrainedClassifier:
 
 @dataclasses.dataclass
 class Lineup:
-    """The study's models: every classifier's and localization baseline's directory (U-Nets
-    or RetinaNets, ``localization_baseline``), and the training runs still missing
-    (``{arch: (train config, train dir)}``, the baselines)."""
+    """The study's models: every classifier's and the localization baseline's replicates'
+    directories (``localizer``: its record, ``config.localization_baseline``), and the
+    training runs still missing (``{family: (train config, train dir)}``; the baseline's,
+    in ``workdir``, when ``localizers_missing``)."""
     classifiers: list
+    localizer: object
     localizers: list
+    workdir: Workdir
     to_train: dict
     localizers_missing: bool
 
@@ -70,19 +74,14 @@ class Lineup:
             tqdm.write(f"training {len(config.seeds)} x {family} (width {config.width:g})")
         classifier.train(config, train_dir, progress=progress, mesh=mesh)
 
-    def train_localizers(self, config, splits, workdir: str, *, mesh=None,
-                         progress: bool = True) -> None:
-        """Train the localization baselines (``config.localization_baseline``: U-Nets on the
-        lesion masks, ``config.segmentation``, or RetinaNets on the boxes,
-        ``config.detection``) if they are not trained yet."""
+    def train_localizers(self, config, splits, *, mesh=None, progress: bool = True) -> None:
+        """Train the localization baseline's replicates if they are not trained yet."""
         if not self.localizers_missing:
             return
-        kind, label = LOCALIZERS[config.localization_baseline]
-        settings = config.segmentation if kind == "segmentation" else config.detection
         if progress:
-            tqdm.write(f"training {len(settings.seeds)} {label} localization baselines")
-        trainer = segmenter if kind == "segmentation" else detector
-        trainer.train(settings, splits, workdir, mesh=mesh, progress=progress)
+            tqdm.write(f"training {len(self.localizers)} {self.localizer.label} localization "
+                       "baselines")
+        self.localizer.train(config, self.workdir, splits=splits, mesh=mesh, progress=progress)
 
 
 def _train_config(config, spec, data_path: str) -> ml_collections.ConfigDict:
@@ -112,7 +111,7 @@ def _loaded(spec) -> list:
     return out
 
 
-def lineup(config, data_path: str, workdir: str, shortcut_data: str | None = None,
+def lineup(config, data_path: str, workdir: Workdir, shortcut_data: str | None = None,
            localization: bool = True) -> Lineup:
     """Every model of ``config.models`` (one entry per architecture: name, width, seeds, and
     optionally ``paths`` of saved models or ``train`` overrides), the first architecture's
@@ -138,9 +137,9 @@ def lineup(config, data_path: str, workdir: str, shortcut_data: str | None = Non
             continue
         name = spec["name"]
         family = f"{name}_{variant}" if variant else name
-        train_dir = os.path.join(workdir, "train", family)
-        dirs = [os.path.join(train_dir, "models", f"{name}_seed{s}") for s in spec["seeds"]]
-        if not all(os.path.exists(os.path.join(p, "model.json")) for p in dirs):
+        train_dir = workdir.training(family)
+        dirs = [workdir.model(family, f"{name}_seed{s}") for s in spec["seeds"]]
+        if not all(model_checkpoint.complete(p) for p in dirs):
             tc = _train_config(config, spec,
                                shortcut_data if variant == "shortcut" else data_path)
             tc.label_randomization = tc.label_randomization or variant == "permuted"
@@ -150,10 +149,8 @@ def lineup(config, data_path: str, workdir: str, shortcut_data: str | None = Non
     ids = [m.id for m in classifiers]
     if len(set(ids)) != len(ids):
         raise ValueError(f"two models share an id: {ids}")
-    name = config.localization_baseline
-    seeds = (config.segmentation if LOCALIZERS[name][0] == "segmentation"
-             else config.detection).seeds
-    localizers = [os.path.join(workdir, "models", f"{name}_seed{s}")
-                  for s in (seeds if localization else ())]
-    missing = not all(os.path.exists(os.path.join(p, "model.json")) for p in localizers)
-    return Lineup(classifiers, localizers, to_train, missing)
+    localizer = LOCALIZERS[config.localization_baseline]
+    localizers = [workdir.baseline(i)
+                  for i in (localizer.model_ids(config) if localization else ())]
+    missing = not all(model_checkpoint.complete(p) for p in localizers)
+    return Lineup(classifiers, localizer, localizers, workdir, to_train, missing)

@@ -1,7 +1,7 @@
 """Criteria 3 and 4: repeatability (replicate models of one architecture) and reproducibility
 (models of different architectures), as SSIM between the trained models' grayscale maps of the
-same image, over all pairs of models. The baseline is the same comparison between replicate
-segmentation models' probability maps.
+same image, over all pairs of models. The baseline is the same comparison between the
+localization baseline's replicates' maps.
 """
 from __future__ import annotations
 
@@ -14,8 +14,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from saljax import metrics
-from saljax.models.registry import LOCALIZERS
 from saljax.study import statistics
+from saljax.study.criteria.criterion import Criterion, Entry
+from saljax.study.criteria.render import baseline_label, ci, fmt, plt, save
+
+CRITERIA = ("repeatability", "reproducibility")
+PAIRS = ("all", "first")     # config.agreement_pairs
 
 
 def model_pairs(classifiers, which: str = "all") -> dict:
@@ -23,7 +27,7 @@ def model_pairs(classifiers, which: str = "all") -> dict:
     architecture (different seeds) and different architectures. ``which="all"``: every pair;
     ``"first"`` (the study's): each architecture's replicates 1 and 2, and each other
     architecture's first model with the first architecture's."""
-    if which not in ("all", "first"):
+    if which not in PAIRS:
         raise ValueError(f"agreement_pairs must be 'all' or 'first', got {which!r}")
     out = {"repeatability": [], "reproducibility": []}
     if which == "first":
@@ -56,17 +60,17 @@ def pair_ssim(maps_a, maps_b, ssim_kwargs: dict, chunk: int = 64) -> np.ndarray:
 @dataclasses.dataclass
 class AgreementResults:
     """Per-image SSIM between models' trained maps, ``{(criterion, method, model a, model b):
-    [N]}``, and between the localization baselines' maps (U-Nets or RetinaNets,
-    ``localizer``), ``{(a, b): [N]}`` (their indices)."""
+    [N]}``, and between the localization baseline's replicates' maps (``localizer``, its
+    record), ``{(a, b): [N]}`` (their indices)."""
     ids: tuple
     pairs: dict
     baseline: dict
-    localizer: str = "unet"
+    localizer: object
 
     def rows(self) -> list[dict]:
         """agreement.csv: one row per criterion, method, model pair and image; then the
         baselines' pairs (criterion ``baseline``)."""
-        name, kind = self.localizer, LOCALIZERS[self.localizer][0]
+        name, kind = self.localizer.name, self.localizer.kind
         items = list(self.pairs.items()) + [
             (("baseline", kind, f"{name}_{a}", f"{name}_{b}"), v)
             for (a, b), v in self.baseline.items()]
@@ -79,22 +83,23 @@ class AgreementResults:
         return np.mean(np.stack(list(self.baseline.values())), 0) if self.baseline else None
 
 
-def evaluate(store, classifiers, methods, n_eval: int, ids, localizer_maps, localizer: str,
-             ssim_kwargs: dict, which: str = "all") -> AgreementResults:
+def evaluate(study) -> AgreementResults:
     """SSIM of the first ``n_eval`` images' trained maps between pairs of classifiers (same
-    architecture: repeatability; different: reproducibility; ``which``: see
-    :func:`model_pairs`) and of the localization baselines (``localizer``)."""
+    architecture: repeatability; different: reproducibility; ``config.agreement_pairs``: see
+    :func:`model_pairs`) and of the localization baseline's replicates."""
+    n_eval, store, ssim_kwargs = study.n_eval, study.store, study.ssim
     pairs = {}
-    for kind, plist in model_pairs(classifiers, which).items():
+    for kind, plist in model_pairs(study.classifiers, study.config.agreement_pairs).items():
         for a, b in plist:
-            for method in methods:
+            for method in study.methods:
                 pairs[(kind, method, a, b)] = pair_ssim(store.gray(a, "trained", method, n_eval),
                                                         store.gray(b, "trained", method, n_eval),
                                                         ssim_kwargs)
-    baseline = {(a, b): pair_ssim(localizer_maps[a][:n_eval], localizer_maps[b][:n_eval],
-                                  ssim_kwargs)
-                for a, b in itertools.combinations(range(len(localizer_maps)), 2)}
-    return AgreementResults(tuple(ids[:n_eval]), pairs, baseline, localizer)
+    maps = study.localizer_maps
+    baseline = {(a, b): pair_ssim(maps[a][:n_eval], maps[b][:n_eval], ssim_kwargs)
+                for a, b in itertools.combinations(range(len(maps)), 2)}
+    return AgreementResults(tuple(study.data.images.ids[:n_eval]), pairs, baseline,
+                            study.localizer)
 
 
 def summarize(results: AgreementResults, method: str, boot: dict) -> dict:
@@ -103,7 +108,7 @@ def summarize(results: AgreementResults, method: str, boot: dict) -> dict:
     localization baselines' agreement."""
     seg = results.baseline_ssim()
     out = {}
-    for crit in ("repeatability", "reproducibility"):
+    for crit in CRITERIA:
         per_pair = [v for (c, m, _, _), v in results.pairs.items() if c == crit and m == method]
         if not per_pair:
             out[crit] = {"ssim_mean": None}
@@ -113,3 +118,63 @@ def summarize(results: AgreementResults, method: str, boot: dict) -> dict:
         if seg is not None:
             out[crit]["wilcoxon_vs_localization"] = statistics.wilcoxon(v, seg)
     return out
+
+
+def _summarize(results, study, summary) -> Entry:
+    seg = results.baseline_ssim()
+    return Entry(baselines={"localization_repeatability": (
+                     statistics.summarize(seg, **study.boot) if seg is not None else None)},
+                 methods={m: summarize(results, m, study.boot) for m in study.methods})
+
+
+def section(summary, methods) -> list[str]:
+    lines = ["", "## Repeatability and reproducibility", ""]
+    repeat = summary["baselines"].get("localization_repeatability")
+    if repeat:
+        lines += [f"Baseline: {summary['baselines'].get('localization_model', 'U-Net')} "
+                  f"replicate SSIM {fmt(repeat['mean'])}.", ""]
+    lines += ["![agreement](figures/agreement.png)", "",
+              "| method | repeatability SSIM (95% CI) | reproducibility SSIM (95% CI) |",
+              "|---|---|---|"]
+    for m in methods:
+        cells = [ci(summary[m][crit]["ssim"]) if summary[m][crit].get("ssim") else "n/a"
+                 for crit in CRITERIA]
+        lines.append(f"| {m} | {cells[0]} | {cells[1]} |")
+    return lines
+
+
+def figures(summary, read, figure) -> None:
+    """SSIM between models' maps per method, beside the localization baseline's replicates."""
+    rows = read("agreement.csv")
+    methods = sorted({r["method"] for r in rows if r["criterion"] != "baseline"},
+                     key=[r["method"] for r in rows].index)
+    base = [float(r["ssim"]) for r in rows if r["criterion"] == "baseline"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
+    for ax, crit in zip(axes, CRITERIA):
+        data = [[float(r["ssim"]) for r in rows if r["criterion"] == crit and r["method"] == m]
+                for m in methods]
+        labels = list(methods)
+        if base:
+            data.append(base)
+            labels.append(baseline_label(summary))
+        if any(len(d) for d in data):
+            ax.boxplot([d if len(d) else [np.nan] for d in data], showfliers=False)
+            ax.set_xticks(np.arange(1, len(labels) + 1), labels, rotation=60, fontsize=7)
+        ax.set_title(crit)
+        ax.set_ylabel("SSIM between models' maps")
+    save(fig, figure("agreement"))
+
+
+def _check(config) -> None:
+    if config.agreement_pairs not in PAIRS:
+        raise ValueError(f"config.agreement_pairs must be one of {', '.join(map(repr, PAIRS))}, "
+                         f"got {config.agreement_pairs!r}")
+
+
+def overview(summary, method) -> dict:
+    return {f"{crit} SSIM": fmt(summary[method][crit]["ssim_mean"]) for crit in CRITERIA}
+
+
+AGREEMENT = Criterion(name="agreement", evaluate=evaluate,
+                      tables=lambda r: {"agreement.csv": r.rows()}, summarize=_summarize,
+                      check=_check, section=section, overview=overview, figures=figures)

@@ -1,7 +1,7 @@
 """Known truth (synthetic data): does a map show what the model actually uses?
 
-On the first ``known_truth.images`` evaluation images (ROAD: the first ``road_images``) (test positives; a marker on about half,
-independent of the label):
+On the first ``known_truth.images`` evaluation images (ROAD: the first ``road_images``; test
+positives, a marker on about half, independent of the label):
 
 * **reliance**: every model of both arms (the first architecture's true-label replicates, the
   "normal" arm, and its replicates trained on the shortcut variant, the "shortcut" arm), with
@@ -23,14 +23,19 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import saljax.saliency as ss
+from saljax import data as sd
 from saljax import faithfulness
 from saljax.data import to_model_input
 from saljax.models import checkpoint as model_checkpoint
+from saljax.saliency.infill import INFILLS
 from saljax.study import statistics
-from saljax.study.utility import score_maps
+from saljax.study.criteria.criterion import Criterion, Entry
+from saljax.study.criteria.known_truth_report import figures, section
+from saljax.study.criteria.utility import score_maps
 
 ARMS = ("normal", "shortcut")
 REGIONS = ("lesion", "marker")
+KEY_SEED_OFFSET = 2          # infill and ROAD noise: key(config.seed + this)
 
 
 @dataclasses.dataclass
@@ -86,8 +91,28 @@ def _reliance(kt, arm, m, model, variables, x, images, targets, key) -> dict:
     return out
 
 
-def evaluate(config, store, models: dict, methods, images, average_markers: dict,
-             progress: bool = True) -> KnownTruthResults:
+def arms(models) -> dict:
+    """Known truth's arms: the first architecture's true-label replicates ("normal") and its
+    shortcut-trained ones."""
+    return {"normal": [m for m in models if not m.variant and m.arch == models[0].arch],
+            "shortcut": [m for m in models if m.variant == "shortcut"]}
+
+
+def evaluate(study) -> KnownTruthResults | None:
+    """Both arms' reliance, lesion and marker AUPRC, and ROAD; None unless
+    ``known_truth.enabled``."""
+    if not study.config.known_truth.enabled:
+        return None
+    by_arm = {a: ms for a, ms in arms(study.models).items() if ms}
+    average = {"normal": study.data.average_marker()}
+    if study.shortcut_path:
+        average["shortcut"] = study.data.average_marker(study.shortcut_path)
+    return _evaluate(study.config, study.store, by_arm, study.methods, study.data.images,
+                     average, study.progress)
+
+
+def _evaluate(config, store, models: dict, methods, images, average_markers: dict,
+              progress: bool = True) -> KnownTruthResults:
     """``models``: ``{arm: [TrainedClassifier]}``; ``images``: the study's
     :class:`~saljax.study.inputs.StudyImages` (with markers); ``average_markers``: ``{arm:
     the average marker square of that arm's training images}``."""
@@ -97,7 +122,7 @@ def evaluate(config, store, models: dict, methods, images, average_markers: dict
                                  masks=images.masks[:n], markers=images.markers[:n])
     x = to_model_input(images.pixels)
     targets = None if config.target < 0 else np.full(n, config.target, np.int32)
-    key = jax.random.key(config.seed + 2)
+    key = jax.random.key(config.seed + KEY_SEED_OFFSET)
     reliance, auprc, road = {}, {}, {}
     for arm in ARMS:
         for m in tqdm(models.get(arm, []), desc=f"known truth ({arm})", disable=not progress):
@@ -169,3 +194,51 @@ def summarize(results: KnownTruthResults, boot: dict) -> dict:
     road_images = len(next(iter(results.road.values()))["prob_full"]) if results.road else 0
     return {"images": len(results.ids), "road_images": road_images, "reliance": reliance,
             "shortcut": shortcut, "road": road}
+
+
+def _summarize(results, study, summary) -> Entry:
+    return Entry() if results is None else Entry(top={"known_truth": summarize(results,
+                                                                              study.boot)})
+
+
+def _tables(results) -> dict:
+    if results is None:
+        return {}
+    return {"reliance.csv": results.reliance_rows(),
+            "lesion_marker_auprc.csv": results.auprc_rows(), "road.csv": results.road_rows()}
+
+
+def _needs(study):
+    """The trained maps of both arms' models: it starts as soon as those exist."""
+    if not study.config.known_truth.enabled:
+        return None
+    return {m.family for ms in arms(study.models).values() for m in ms}
+
+
+def _check(config) -> None:
+    kt = config.known_truth
+    if not kt.enabled:
+        return
+    if not sd.BUILDERS[config.dataset].HAS_MARKERS:
+        raise ValueError("config.known_truth needs the synthetic data (dataset synthetic_cxr): "
+                         "only there are the lesion and the marker known to the pixel")
+    for field in ("images", "road_images"):
+        if isinstance(kt[field], bool) or not isinstance(kt[field], int) or kt[field] < 1:
+            raise ValueError(f"config.known_truth.{field} must be an integer >= 1, got "
+                             f"{kt[field]!r}")
+    for how in kt.infills:
+        if how not in INFILLS:
+            raise ValueError(f"config.known_truth.infills: unknown infill {how!r}; infills are "
+                             f"{', '.join(INFILLS)}")
+    if not kt.road_fractions or not all(0 < f < 1 for f in kt.road_fractions):
+        raise ValueError("config.known_truth.road_fractions must lie in (0, 1), got "
+                         f"{tuple(kt.road_fractions)}")
+    if kt.occlusion_size > config.size:
+        raise ValueError(f"config.known_truth.occlusion_size {kt.occlusion_size} exceeds the "
+                         f"{config.size}-px images")
+
+
+KNOWN_TRUTH = Criterion(name="known_truth", evaluate=evaluate, tables=_tables,
+                        summarize=_summarize, check=_check, needs=_needs,
+                        section=lambda summary, methods: section(summary),
+                        figures=lambda summary, read, figure: figures(summary, figure))

@@ -21,9 +21,17 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+import saljax.models as sm
 from saljax import metrics
 from saljax.study import statistics
+from saljax.study.criteria.criterion import Criterion, Entry
+from saljax.study.criteria.render import fmt, methods_of, plt, save
 from saljax.study.maps import level_name
+
+VERDICT_RULE = ("pass when the mean SSIM of a cascading randomization level falls below the "
+                "random-pair pass line (the study's 'reaches degradation')")
+LINE_MODELS = ("all", "first")         # config.pass_line_models
+PAIR_SEED_OFFSET = 1                   # the random pairs' key: key(config.seed + this)
 
 
 @functools.partial(jax.jit, static_argnames="ssim_items")
@@ -103,30 +111,33 @@ class RandomizationResults:
         return self.similarity[(method, model_id)][column][i]
 
 
-def evaluate(store, classifiers, methods, settings: dict, n_eval: int, ids, ssim_kwargs: dict,
-             random_pairs: int, seed: int, pairs_per_image: int = 0,
-             progress: bool = True) -> RandomizationResults:
-    """Every setting's maps of the first ``n_eval`` images against the trained maps, and the
-    random-pair pass line of each model and method: ``random_pairs`` pairs, or
-    ``pairs_per_image`` per image when > 0 (from ``fold_in(key(seed + 1), k)``, k the model's
-    index among ``classifiers``)."""
+def evaluate(study) -> RandomizationResults:
+    """Every setting's maps of the first ``n_eval`` images against the trained maps of each
+    fully studied classifier, and the random-pair pass line of each model and method:
+    ``config.random_pairs`` pairs, or ``config.random_pairs_per_image`` per image when > 0
+    (from ``fold_in(key(seed + 1), k)``, k the model's index among those classifiers)."""
+    config, store, n_eval, ssim_kwargs = study.config, study.store, study.n_eval, study.ssim
+    pairs_per_image, seed = config.random_pairs_per_image, config.seed
     sims, lines = {}, {}
-    for mi, m in enumerate(tqdm(classifiers, desc="randomization", disable=not progress,
+    classifiers = study.full
+    for mi, m in enumerate(tqdm(classifiers, desc="randomization", disable=not study.progress,
                                 mininterval=2.0)):
-        sets = settings[m.id]
-        for method in methods:
+        sets = study.settings[m.id]
+        for method in study.methods:
             g0 = store.gray(m.id, "trained", method, n_eval)
             s0 = store.signed(m.id, "trained", method, n_eval)
             lines[(method, m.id)] = pass_line(
-                g0, jax.random.fold_in(jax.random.key(seed + 1), mi),
-                pairs_per_image or random_pairs, ssim_kwargs, per_image=pairs_per_image > 0)
+                g0, jax.random.fold_in(jax.random.key(seed + PAIR_SEED_OFFSET), mi),
+                pairs_per_image or config.random_pairs, ssim_kwargs,
+                per_image=pairs_per_image > 0)
             sim = similarity(   # every setting's maps against the trained ones, in few calls
                 np.concatenate([store.gray(m.id, st.name, method, n_eval) for st in sets]),
                 np.concatenate([g0] * len(sets)),
                 np.concatenate([store.signed(m.id, st.name, method, n_eval) for st in sets]),
                 np.concatenate([s0] * len(sets)), ssim_kwargs)
             sims[(method, m.id)] = {k: v.reshape(len(sets), n_eval) for k, v in sim.items()}
-    return RandomizationResults(tuple(ids[:n_eval]), list(classifiers), settings, sims, lines)
+    return RandomizationResults(tuple(study.data.images.ids[:n_eval]), list(classifiers),
+                                study.settings, sims, lines)
 
 
 def summarize(results: RandomizationResults, method: str, models, block_names, boot,
@@ -173,3 +184,80 @@ def summarize(results: RandomizationResults, method: str, models, block_names, b
         "final_level_below_pass_line": bool(curve[-1] < line),
         "final_level_ssim": statistics.summarize(final, **boot),
         "wilcoxon_final_vs_pass_line": statistics.wilcoxon(final, line)}
+
+
+def _summarize(results, study, summary) -> Entry:
+    """The primary architecture's curves and verdict per method."""
+    primary = study.classifiers[0].arch
+    models = [m for m in study.classifiers if m.arch == primary]
+    names = sm.block_names(sm.create(primary))
+    return Entry(study={"verdict_rule": VERDICT_RULE},
+                 methods={m: {"randomization": summarize(results, m, models, names, study.boot,
+                                                         study.config.pass_line_models)}
+                          for m in study.methods})
+
+
+def _first_below(r) -> str:
+    """The first randomized block whose mean SSIM is below the pass line, or a dash."""
+    lvl = r.get("first_level_below_pass_line")
+    return "-" if lvl is None else r["level_blocks"][r["levels"].index(lvl)]
+
+
+def section(summary, methods) -> list[str]:
+    first = summary[methods[0]]["randomization"]
+    lines = ["", "## Sensitivity to weight randomization", "",
+             f"Verdict rule: {summary['study']['verdict_rule']}.", "",
+             "![cascading](figures/cascading.png)", "",
+             "| method | pass line | below the line from | verdict | "
+             + " | ".join(first["level_blocks"]) + " |",
+             "|---|---|---|---|" + "---|" * len(first["levels"])]
+    for m in methods:
+        r = summary[m]["randomization"]
+        lines.append(f"| {m} | {fmt(r['pass_line'])} | {_first_below(r)} | {r['verdict']} | "
+                     + " | ".join(fmt(v) for v in r["cascading_ssim_mean"]) + " |")
+    return lines
+
+
+def figures(summary, read, figure) -> None:
+    """Each method's cascading curves (SSIM with its sd across models, Spearman of absolute
+    values) and its pass line."""
+    methods = methods_of(summary)
+    cols = min(4, len(methods))
+    rows = -(-len(methods) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False,
+                             sharey=True)
+    for ax, m in zip(axes.flat, methods):
+        r = summary[m]["randomization"]
+        x = np.arange(len(r["cascading_ssim_mean"]))
+        ax.errorbar(x, r["cascading_ssim_mean"], yerr=r["cascading_ssim_sd_across_models"],
+                    marker="o", ms=3, label="SSIM")
+        ax.plot(x, r["cascading_spearman_abs_mean"], marker="s", ms=3, alpha=0.7,
+                label="Spearman |.|")
+        ax.axhline(r["pass_line"], color="red", ls="--", lw=1, label="pass line")
+        ax.set_xticks(x, r["level_blocks"], rotation=70, fontsize=6)
+        ax.set_title(f"{m} ({r['verdict']})", fontsize=8)
+        ax.set_ylim(-0.2, 1.05)
+    for ax in axes.flat[len(methods):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=6)
+    fig.suptitle("Cascading randomization: similarity to the trained model's map")
+    save(fig, figure("cascading"))
+
+
+def _check(config) -> None:
+    if config.pass_line_models not in LINE_MODELS:
+        raise ValueError(f"config.pass_line_models must be one of "
+                         f"{', '.join(map(repr, LINE_MODELS))}, got {config.pass_line_models!r}")
+
+
+def overview(summary, method) -> dict:
+    r = summary[method]["randomization"]
+    return {"final cascading SSIM": fmt(r["cascading_ssim_mean"][-1]),
+            "pass line": fmt(r["pass_line"]), "below the line from": _first_below(r),
+            "verdict": r["verdict"]}
+
+
+RANDOMIZATION = Criterion(
+    name="randomization", evaluate=evaluate,
+    tables=lambda r: {"randomization.csv": r.rows(), "pass_lines.csv": r.line_rows()},
+    summarize=_summarize, check=_check, section=section, overview=overview, figures=figures)

@@ -13,7 +13,9 @@ import dataclasses
 import numpy as np
 
 from saljax.study import statistics
-from saljax.study.agreement import pair_ssim
+from saljax.study.criteria.agreement import pair_ssim
+from saljax.study.criteria.criterion import Criterion, Entry
+from saljax.study.criteria.render import ci, fmt
 
 
 @dataclasses.dataclass
@@ -38,17 +40,19 @@ def pairs_of(true_models, permuted_models) -> list:
     return [(by_seed.get(p.id.rsplit("_seed", 1)[1], first), p.id) for p in permuted_models]
 
 
-def evaluate(store, true_models, permuted_models, methods, n_eval: int, ids,
-             ssim_kwargs: dict) -> LabelResults:
+def evaluate(study) -> LabelResults | None:
     """SSIM of the first ``n_eval`` images' trained maps of each permuted-label model against
-    its true-label replicate's."""
-    out = {}
-    for a, b in pairs_of(true_models, permuted_models):
-        for method in methods:
+    its true-label replicate's; None without permuted-label models."""
+    permuted = [m for m in study.models if m.permuted]
+    if not permuted:
+        return None
+    store, n_eval, out = study.store, study.n_eval, {}
+    for a, b in pairs_of(study.classifiers, permuted):
+        for method in study.methods:
             out[(method, a, b)] = pair_ssim(store.gray(a, "trained", method, n_eval),
                                             store.gray(b, "trained", method, n_eval),
-                                            ssim_kwargs)
-    return LabelResults(tuple(ids[:n_eval]), out)
+                                            study.ssim)
+    return LabelResults(tuple(study.data.images.ids[:n_eval]), out)
 
 
 def summarize(results: LabelResults, method: str, pass_line: float, boot: dict) -> dict:
@@ -60,3 +64,34 @@ def summarize(results: LabelResults, method: str, pass_line: float, boot: dict) 
     verdict = "undetermined" if not np.isfinite(mean) else "pass" if mean < pass_line else "fail"
     return {"ssim_mean": mean, "ssim": statistics.summarize(v, **boot), "pass_line": pass_line,
             "verdict": verdict, "wilcoxon_vs_pass_line": statistics.wilcoxon(v, pass_line)}
+
+
+def _summarize(results, study, summary) -> Entry:
+    """Against each method's randomization pass line (its entry in ``summary``)."""
+    if results is None:
+        return Entry()
+    return Entry(methods={m: {"label_randomization": summarize(
+        results, m, summary[m]["randomization"]["pass_line"], study.boot)}
+        for m in study.methods})
+
+
+def section(summary, methods) -> list[str]:
+    """The MIDL comparison, when the study trained models on permuted labels."""
+    if "label_randomization" not in summary[methods[0]]:
+        return []
+    lines = ["", "## Label randomization (MIDL 2020)", "",
+             "SSIM between the maps of models trained on permuted labels and of the true-label "
+             "models, on the same images; a method passes when it is below the random-pair "
+             "pass line.", "",
+             "| method | SSIM to the true-label maps (95% CI) | pass line | verdict |",
+             "|---|---|---|---|"]
+    for m in methods:
+        e = summary[m]["label_randomization"]
+        lines.append(f"| {m} | {ci(e['ssim'])} | {fmt(e['pass_line'])} | {e['verdict']} |")
+    return lines
+
+
+LABEL_RANDOMIZATION = Criterion(
+    name="label_randomization", evaluate=evaluate,
+    tables=lambda r: {} if r is None else {"label_randomization.csv": r.rows()},
+    summarize=_summarize, section=section)
