@@ -1,13 +1,18 @@
-"""The study's criteria, each one record (:class:`~saljax.study.criteria.criterion.Criterion`)
-in one file, in the order they are evaluated and summarized; add one with its file and a line
-here."""
-from saljax.study.criteria.agreement import AGREEMENT
+"""The study's criteria, one module each, whose ``CRITERION`` is the criterion's record
+(:class:`saljax.study.criteria.criterion.Criterion`), in the order they are evaluated and
+summarized.
+
+To add a criterion: write ``criteria/<name>.py`` defining ``CRITERION = Criterion(name="<name>",
+...)`` and add ``"<name>"`` to ``MODULES``; the stages, ``summary.json``, the report and the
+config check read :data:`CRITERIA`.
+"""
+import importlib
+
 from saljax.study.criteria.criterion import Criterion, Entry, Study
-from saljax.study.criteria.known_truth import KNOWN_TRUTH
-from saljax.study.criteria.label_randomization import LABEL_RANDOMIZATION
-from saljax.study.criteria.randomization import RANDOMIZATION
-from saljax.study.criteria.utility import UTILITY
 
-CRITERIA = (UTILITY, RANDOMIZATION, AGREEMENT, LABEL_RANDOMIZATION, KNOWN_TRUTH)
+MODULES = ("utility", "randomization", "agreement", "label_randomization", "known_truth")
 
-__all__ = ["CRITERIA", "Criterion", "Entry", "Study"]
+CRITERIA = tuple(importlib.import_module(f"{__name__}.{module}").CRITERION
+                 for module in MODULES)
+
+__all__ = ["CRITERIA", "MODULES", "Criterion", "Entry", "Study"]

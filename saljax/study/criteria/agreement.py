@@ -175,6 +175,6 @@ def overview(summary, method) -> dict:
     return {f"{crit} SSIM": fmt(summary[method][crit]["ssim_mean"]) for crit in CRITERIA}
 
 
-AGREEMENT = Criterion(name="agreement", evaluate=evaluate,
+CRITERION = Criterion(name="agreement", evaluate=evaluate,
                       tables=lambda r: {"agreement.csv": r.rows()}, summarize=_summarize,
                       check=_check, section=section, overview=overview, figures=figures)

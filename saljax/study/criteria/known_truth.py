@@ -238,7 +238,7 @@ def _check(config) -> None:
                          f"{config.size}-px images")
 
 
-KNOWN_TRUTH = Criterion(name="known_truth", evaluate=evaluate, tables=_tables,
-                        summarize=_summarize, check=_check, needs=_needs,
-                        section=lambda summary, methods: section(summary),
-                        figures=lambda summary, read, figure: figures(summary, figure))
+CRITERION = Criterion(name="known_truth", evaluate=evaluate, tables=_tables,
+                      summarize=_summarize, check=_check, needs=_needs,
+                      section=lambda summary, methods: section(summary),
+                      figures=lambda summary, read, figure: figures(summary, figure))

@@ -91,7 +91,7 @@ def section(summary, methods) -> list[str]:
     return lines
 
 
-LABEL_RANDOMIZATION = Criterion(
+CRITERION = Criterion(
     name="label_randomization", evaluate=evaluate,
     tables=lambda r: {} if r is None else {"label_randomization.csv": r.rows()},
     summarize=_summarize, section=section)

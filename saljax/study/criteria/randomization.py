@@ -257,7 +257,7 @@ def overview(summary, method) -> dict:
             "verdict": r["verdict"]}
 
 
-RANDOMIZATION = Criterion(
+CRITERION = Criterion(
     name="randomization", evaluate=evaluate,
     tables=lambda r: {"randomization.csv": r.rows(), "pass_lines.csv": r.line_rows()},
     summarize=_summarize, check=_check, section=section, overview=overview, figures=figures)

@@ -201,7 +201,7 @@ def overview(summary, method) -> dict:
                              "AUPRC randomized": fmt(u["randomized"])}
 
 
-UTILITY = Criterion(
+CRITERION = Criterion(
     name="utility", evaluate=evaluate,
     tables=lambda r: {} if r is None else {"utility.csv": r.rows()},
     summarize=_summarize, section=section, overview=overview, figures=figures)

@@ -1,9 +1,17 @@
-"""The localization baselines, by the name ``config.localization_baseline`` gives; add one with
-its file and a line here."""
+"""The localization baselines, one module each, whose ``LOCALIZER`` is the baseline's record
+(:class:`saljax.study.localizers.localizer.Localizer`), by the name
+``config.localization_baseline`` gives.
+
+To add one: write ``localizers/<name>_baseline.py`` defining ``LOCALIZER = Localizer(...)`` and
+add its module to ``MODULES``; nothing else names a baseline.
+"""
+import importlib
+
 from saljax.study.localizers.localizer import Localizer
-from saljax.study.localizers.retinanet_baseline import RETINANET
-from saljax.study.localizers.unet_baseline import UNET
 
-LOCALIZERS = {b.name: b for b in (UNET, RETINANET)}
+MODULES = ("unet_baseline", "retinanet_baseline")
 
-__all__ = ["Localizer", "LOCALIZERS"]
+LOCALIZERS = {b.name: b for b in (importlib.import_module(f"{__name__}.{module}").LOCALIZER
+                                  for module in MODULES)}
+
+__all__ = ["Localizer", "LOCALIZERS", "MODULES"]

@@ -20,6 +20,6 @@ def _check(config) -> None:
                          f"{config.detection.anchor_scale!r}")
 
 
-RETINANET = Localizer(name="retinanet", label="RetinaNet", kind="detection", needs="boxes",
+LOCALIZER = Localizer(name="retinanet", label="RetinaNet", kind="detection", needs="boxes",
                       section="detection", min_size=RetinaNet.min_size, trainer=detector.train,
                       score=_score, check=_check)

@@ -15,7 +15,7 @@ def _score(model, variables, metadata, pixels, batch_size: int = 64) -> np.ndarr
                            for s in range(0, len(pixels), batch_size)])
 
 
-UNET = Localizer(name="unet", label="U-Net", kind="segmentation", needs="masks",
-                 section="segmentation", min_size=UNet.min_size, trainer=segmenter.train,
-                 score=_score,
-                 check=lambda config: counts(config, "segmentation", ("batch_size", "epochs")))
+LOCALIZER = Localizer(name="unet", label="U-Net", kind="segmentation", needs="masks",
+                      section="segmentation", min_size=UNet.min_size, trainer=segmenter.train,
+                      score=_score, check=lambda config: counts(config, "segmentation",
+                                                                ("batch_size", "epochs")))
