@@ -226,4 +226,9 @@ class FamilyMaps:
         self._run(True)
 
     def randomized(self) -> None:
-        self._run(False)
+        """The randomization settings' units; then the models are let go (their variables and
+        cached randomized variables), as the family's maps are done."""
+        try:
+            self._run(False)
+        finally:
+            self.makers.clear()
