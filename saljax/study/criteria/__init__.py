@@ -10,7 +10,7 @@ import importlib
 
 from saljax.study.criteria.criterion import Criterion, Entry, Study
 
-MODULES = ("utility", "randomization", "agreement", "label_randomization", "known_truth")
+MODULES = ("utility", "randomization", "agreement", "label_randomization", "known_truth", "emprt")
 
 CRITERIA = tuple(importlib.import_module(f"{__name__}.{module}").CRITERION
                  for module in MODULES)
