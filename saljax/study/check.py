@@ -14,27 +14,11 @@ from saljax.models import checkpoint
 from saljax.protocol import method_hparams
 from saljax.saliency.explainer import spec as method_spec
 from saljax.study.criteria import CRITERIA
+from saljax.study.fields import choice, count
 from saljax.study.localizers import LOCALIZERS
 from saljax.study.mapmaker import NOISES, NORMALIZATIONS
 from saljax.study.workdir import Workdir
 from saljax.training import classifier, replicates
-
-
-def _count(config, field: str, minimum: int = 1) -> None:
-    value = config
-    for part in field.split("."):
-        value = value[part]
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"config.{field} must be an integer >= {minimum}, got {value!r}")
-
-
-def _choice(config, field: str, choices) -> None:
-    value = config
-    for part in field.split("."):
-        value = value[part]
-    if value not in choices:
-        raise ValueError(f"config.{field} must be one of {', '.join(map(repr, choices))}, got "
-                         f"{value!r}")
 
 
 def workdir(path: str) -> None:
@@ -52,7 +36,7 @@ def workdir(path: str) -> None:
 
 
 def _data(config) -> None:
-    _choice(config, "dataset", tuple(sd.BUILDERS))
+    choice(config, "dataset", tuple(sd.BUILDERS))
     if config.data_path:
         if not os.path.exists(os.path.join(config.data_path, "dataset_info.json")):
             raise ValueError(f"config.data_path {config.data_path}: no built dataset there "
@@ -67,8 +51,8 @@ def _data(config) -> None:
             raise ValueError(f"{config.dataset} is built from the files you download: "
                              f"config.manual_dir {config.manual_dir!r} is not a folder with them "
                              "(or give config.data_path, a built dataset)")
-    _choice(config, "classes", sd.CLASSES)
-    _choice(config, "box_raster", sd.BOX_RASTERS)
+    choice(config, "classes", sd.CLASSES)
+    choice(config, "box_raster", sd.BOX_RASTERS)
     if config.eval_ids and not os.path.exists(config.eval_ids):
         raise ValueError(f"config.eval_ids: no file {config.eval_ids}")
 
@@ -102,13 +86,13 @@ def _models(config) -> None:
 
 def _training(config) -> None:
     tc = config.train
-    _choice(config, "train.optimizer", classifier.OPTIMIZERS)
-    _choice(config, "train.replicates", replicates.MODES)
-    _choice(config, "train.dtype", classifier.DTYPES)
-    _choice(config, "train.scaling", sd.SCALINGS)
+    choice(config, "train.optimizer", classifier.OPTIMIZERS)
+    choice(config, "train.replicates", replicates.MODES)
+    choice(config, "train.dtype", classifier.DTYPES)
+    choice(config, "train.scaling", sd.SCALINGS)
     for field in ("train.batch_size", "train.epochs", "train.checkpoint_every",
                   "train.eval_batch_size"):
-        _count(config, field)
+        count(config, field)
     if not (tc.learning_rate > 0 and math.isfinite(tc.learning_rate)):
         raise ValueError(f"config.train.learning_rate must be > 0, got {tc.learning_rate!r}")
     if tc.init_from:
@@ -122,22 +106,22 @@ def _training(config) -> None:
 
 def _study(config) -> None:
     for field in ("chunk", "eval_images", "max_batch", "random_pairs", "bootstrap"):
-        _count(config, field, 2 if field == "eval_images" else 1)
-    _count(config, "random_pairs_per_image", 0)
+        count(config, field, 2 if field == "eval_images" else 1)
+    count(config, "random_pairs_per_image", 0)
     for field in ("utility_images", "cascading_levels", "independent_blocks", "eval_seed"):
-        _count(config, field, -1)
+        count(config, field, -1)
     for method, size in dict(config.max_batch_per_method).items():
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValueError(f"config.max_batch_per_method.{method} must be >= 1, got {size!r}")
     if config.target != -1:
-        _count(config, "target", 0)
+        count(config, "target", 0)
         if config.target >= config.train.num_classes:
             raise ValueError(f"config.target {config.target} is not a class of the "
                              f"{config.train.num_classes}-class models (-1: the predicted one)")
-    _choice(config, "normalization", NORMALIZATIONS)
-    _choice(config, "noise", NOISES)
-    _choice(config, "randomization.mode", randomize.MODES)
-    _choice(config, "randomization.bn", randomize.BN_POLICIES)
+    choice(config, "normalization", NORMALIZATIONS)
+    choice(config, "noise", NOISES)
+    choice(config, "randomization.mode", randomize.MODES)
+    choice(config, "randomization.bn", randomize.BN_POLICIES)
     if not (config.ssim.data_range > 0 and math.isfinite(config.ssim.data_range)):
         raise ValueError(f"config.ssim.data_range must be > 0, got {config.ssim.data_range!r}")
 
@@ -145,7 +129,7 @@ def _study(config) -> None:
 def _localization(config) -> None:
     """The localization baseline: a known one, and its record's checks (the data it trains
     on, its section's sizes and counts)."""
-    _choice(config, "localization_baseline", tuple(LOCALIZERS))
+    choice(config, "localization_baseline", tuple(LOCALIZERS))
     LOCALIZERS[config.localization_baseline].validate(config)
 
 

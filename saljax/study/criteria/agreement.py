@@ -17,6 +17,7 @@ from saljax import metrics
 from saljax.study import statistics
 from saljax.study.criteria.criterion import Criterion, Entry
 from saljax.study.criteria.render import baseline_label, ci, fmt, plt, save
+from saljax.study.fields import choice
 
 CRITERIA = ("repeatability", "reproducibility")
 PAIRS = ("all", "first")     # config.agreement_pairs
@@ -165,16 +166,11 @@ def figures(summary, read, figure) -> None:
     save(fig, figure("agreement"))
 
 
-def _check(config) -> None:
-    if config.agreement_pairs not in PAIRS:
-        raise ValueError(f"config.agreement_pairs must be one of {', '.join(map(repr, PAIRS))}, "
-                         f"got {config.agreement_pairs!r}")
-
-
 def overview(summary, method) -> dict:
     return {f"{crit} SSIM": fmt(summary[method][crit]["ssim_mean"]) for crit in CRITERIA}
 
 
 CRITERION = Criterion(name="agreement", evaluate=evaluate,
                       tables=lambda r: {"agreement.csv": r.rows()}, summarize=_summarize,
-                      check=_check, section=section, overview=overview, figures=figures)
+                      check=lambda config: choice(config, "agreement_pairs", PAIRS),
+                      section=section, overview=overview, figures=figures)

@@ -32,6 +32,7 @@ from saljax.study import statistics
 from saljax.study.criteria.criterion import Criterion, Entry
 from saljax.study.criteria.known_truth_report import figures, section
 from saljax.study.criteria.utility import score_maps
+from saljax.study.fields import count
 
 ARMS = ("normal", "shortcut")
 REGIONS = ("lesion", "marker")
@@ -222,10 +223,8 @@ def _check(config) -> None:
     if not sd.BUILDERS[config.dataset].HAS_MARKERS:
         raise ValueError("config.known_truth needs the synthetic data (dataset synthetic_cxr): "
                          "only there are the lesion and the marker known to the pixel")
-    for field in ("images", "road_images"):
-        if isinstance(kt[field], bool) or not isinstance(kt[field], int) or kt[field] < 1:
-            raise ValueError(f"config.known_truth.{field} must be an integer >= 1, got "
-                             f"{kt[field]!r}")
+    count(config, "known_truth.images")
+    count(config, "known_truth.road_images")
     for how in kt.infills:
         if how not in INFILLS:
             raise ValueError(f"config.known_truth.infills: unknown infill {how!r}; infills are "

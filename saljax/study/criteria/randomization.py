@@ -26,6 +26,7 @@ from saljax import metrics
 from saljax.study import statistics
 from saljax.study.criteria.criterion import Criterion, Entry
 from saljax.study.criteria.render import fmt, methods_of, plt, save
+from saljax.study.fields import choice
 from saljax.study.maps import level_name
 
 VERDICT_RULE = ("pass when the mean SSIM of a cascading randomization level falls below the "
@@ -244,12 +245,6 @@ def figures(summary, read, figure) -> None:
     save(fig, figure("cascading"))
 
 
-def _check(config) -> None:
-    if config.pass_line_models not in LINE_MODELS:
-        raise ValueError(f"config.pass_line_models must be one of "
-                         f"{', '.join(map(repr, LINE_MODELS))}, got {config.pass_line_models!r}")
-
-
 def overview(summary, method) -> dict:
     r = summary[method]["randomization"]
     return {"final cascading SSIM": fmt(r["cascading_ssim_mean"][-1]),
@@ -260,4 +255,5 @@ def overview(summary, method) -> dict:
 CRITERION = Criterion(
     name="randomization", evaluate=evaluate,
     tables=lambda r: {"randomization.csv": r.rows(), "pass_lines.csv": r.line_rows()},
-    summarize=_summarize, check=_check, section=section, overview=overview, figures=figures)
+    summarize=_summarize, check=lambda config: choice(config, "pass_line_models", LINE_MODELS),
+    section=section, overview=overview, figures=figures)

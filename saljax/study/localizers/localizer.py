@@ -17,14 +17,6 @@ from saljax import data as sd
 from saljax.models import checkpoint as model_checkpoint
 
 
-def counts(config, section: str, fields) -> None:
-    """Each ``config.<section>.<field>`` is an integer >= 1."""
-    for field in fields:
-        value = config[section][field]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"config.{section}.{field} must be an integer >= 1, got {value!r}")
-
-
 @dataclasses.dataclass(frozen=True)
 class Localizer:
     """``name``: the config's ``localization_baseline`` value and the model's registry name;

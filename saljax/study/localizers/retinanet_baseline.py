@@ -3,7 +3,8 @@ of the detections covering it."""
 from __future__ import annotations
 
 from saljax.models.retinanet import RetinaNet
-from saljax.study.localizers.localizer import Localizer, counts
+from saljax.study.fields import count
+from saljax.study.localizers.localizer import Localizer
 from saljax.training import detector
 
 _COUNTS = ("batch_size", "epochs", "max_boxes", "eval_batch_size", "checkpoint_every")
@@ -14,7 +15,8 @@ def _score(model, variables, metadata, pixels):
 
 
 def _check(config) -> None:
-    counts(config, "detection", _COUNTS)
+    for field in _COUNTS:
+        count(config, f"detection.{field}")
     if not config.detection.anchor_scale > 0:
         raise ValueError("config.detection.anchor_scale must be > 0, got "
                          f"{config.detection.anchor_scale!r}")

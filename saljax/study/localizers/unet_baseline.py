@@ -4,8 +4,14 @@ from __future__ import annotations
 import numpy as np
 
 from saljax.models.unet import UNet
-from saljax.study.localizers.localizer import Localizer, counts
+from saljax.study.fields import count
+from saljax.study.localizers.localizer import Localizer
 from saljax.training import segmenter
+
+
+def _check(config) -> None:
+    count(config, "segmentation.batch_size")
+    count(config, "segmentation.epochs")
 
 
 def _score(model, variables, metadata, pixels, batch_size: int = 64) -> np.ndarray:
@@ -17,5 +23,4 @@ def _score(model, variables, metadata, pixels, batch_size: int = 64) -> np.ndarr
 
 LOCALIZER = Localizer(name="unet", label="U-Net", kind="segmentation", needs="masks",
                       section="segmentation", min_size=UNet.min_size, trainer=segmenter.train,
-                      score=_score, check=lambda config: counts(config, "segmentation",
-                                                                ("batch_size", "epochs")))
+                      score=_score, check=_check)
