@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from saljax.study.criteria.render import methods_of, plt, read_csv, save
+from saljax.study.criteria.render import plt, save
 
-__all__ = ["examples_figure", "methods_of", "read_csv", "save"]
+__all__ = ["examples_figure"]
 
 
 def examples_figure(path_npz, path):

@@ -134,11 +134,9 @@ class Unit:
 
 @dataclasses.dataclass
 class MapPlan:
-    """Every model's settings and every unit's files; ``mine``: this process's units by model
-    family (architecture), ``{family: [(model index, classifier, {method: hparams},
-    [Unit])]}``."""
+    """Every model's settings; ``mine``: this process's units by model family (architecture),
+    ``{family: [(model index, classifier, {method: hparams}, [Unit])]}``."""
     settings: dict
-    paths: list
     mine: dict
 
     def missing(self, methods=None) -> bool:
@@ -156,7 +154,7 @@ def schedule(config, classifiers, n_images: int, workdir, share=(0, 1)) -> MapPl
     ``share[0]``."""
     workdir = Workdir.of(workdir)
     n_util, n_eval = n_images, min(config.eval_images, n_images)
-    out, all_paths, k, mine = {}, [], 0, {}
+    out, k, mine = {}, 0, {}
     for mi, m in enumerate(classifiers):
         names = sm.block_names(sm.create(m.arch))
         n_blocks = len(names)
@@ -174,12 +172,11 @@ def schedule(config, classifiers, n_images: int, workdir, share=(0, 1)) -> MapPl
             for group in method_groups(methods):
                 for c in range(-(-st.n_images // config.chunk)):
                     paths = {label: workdir.unit(m.id, st.name, label, c) for label in group}
-                    all_paths += list(paths.values())
                     k += 1
                     if (k - 1) % share[1] == share[0]:
                         units.append(Unit(st, group, c, paths))
         mine.setdefault(m.family, []).append((mi, m, methods, units))
-    return MapPlan(out, all_paths, mine)
+    return MapPlan(out, mine)
 
 
 class FamilyMaps:
