@@ -31,6 +31,33 @@ def test_histogram_entropy_is_quantus_discrete_entropy():
     assert got[-1] == 0
 
 
+def second_moment_normalised(a):
+    """quantus.functions.normalise_func.normalise_by_average_second_moment_estimate (all axes):
+    the map over the square root of its mean square, zeros left as they are."""
+    a = np.asarray(a, np.float64)
+    rms = np.sqrt(np.mean(a ** 2))
+    return a if rms == 0 else a / rms
+
+
+def test_the_entropy_is_the_same_with_quantus_normalisation():
+    """Hedström et al. normalise maps by their second moment before the comparison; the
+    histogram spans each map's own range, so the entropy (and eMPRT) does not change."""
+    rng = np.random.default_rng(2)
+    maps = np.stack([rng.normal(size=(40, 40)) * 1e-4, rng.gamma(2.0, size=(40, 40)) * 30,
+                     np.zeros((40, 40))]).astype(np.float32)
+    normalised = np.stack([second_moment_normalised(m) for m in maps]).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(emprt.histogram_entropy(normalised)),
+                               [quantus_entropy(m) for m in maps], rtol=2e-3, atol=1e-6)
+
+
+def test_against_quantus_itself():
+    quantus = pytest.importorskip("quantus.functions.complexity_func")
+    rng = np.random.default_rng(3)
+    maps = rng.normal(size=(4, 32, 32)).astype(np.float32)
+    want = [quantus.discrete_entropy(a=m, x=m) for m in maps]
+    np.testing.assert_allclose(np.asarray(emprt.histogram_entropy(maps)), want, rtol=2e-3)
+
+
 def test_relative_rise():
     np.testing.assert_allclose(emprt.relative_rise([2.0, 1.0, 0.0], [3.0, 0.5, 1.0]),
                                [0.5, -0.5, np.nan])
