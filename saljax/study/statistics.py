@@ -1,5 +1,8 @@
-"""Summary statistics of per-image values: mean, sd, bootstrap 95% CI, paired Wilcoxon test."""
+"""Summary statistics of per-image values: mean, sd, bootstrap 95% CI (over images, or over
+replicate models and images), paired Wilcoxon test."""
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 from scipy import stats
@@ -16,6 +19,39 @@ def summarize(values, *, seed: int = 0, n_boot: int = 1000) -> dict:
                 "ci_high": float("nan")}
     rng = np.random.default_rng(seed)
     boots = finite[rng.integers(0, finite.size, (n_boot, finite.size))].mean(axis=1)
+    return {**out, "mean": float(finite.mean()),
+            "sd": float(finite.std(ddof=1)) if finite.size > 1 else 0.0,
+            "ci_low": float(np.percentile(boots, 2.5)),
+            "ci_high": float(np.percentile(boots, 97.5))}
+
+
+def hierarchical_summarize(values, *, seed: int = 0, n_boot: int = 1000) -> dict:
+    """Like :func:`summarize` for ``values`` [replicates, images] (every replicate model's value
+    of the same images), with a bootstrap that resamples both: each draw takes the replicates
+    with replacement and, independently, the images with replacement (the same images for every
+    replicate drawn: the design is crossed), and computes the statistic as the point estimate
+    does: per image the mean over the replicates, then the mean over the images (NaNs left out).
+    Resampling the images alone treats replicate models as fixed, so its interval ignores how
+    much a retrained model would differ. With few replicates (2 or 3) any bootstrap over them
+    is coarse: its interval undercovers."""
+    v = np.asarray(values, np.float64)
+    if v.ndim != 2:
+        raise ValueError(f"values must be [replicates, images], got shape {v.shape}")
+    n_rep, n_img = v.shape
+    with warnings.catch_warnings():       # an image without a finite value: its mean is NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        per_image = np.nanmean(v, axis=0)
+        finite = per_image[np.isfinite(per_image)]
+        out = {"n_replicates": int(n_rep), "n": int(finite.size),
+               "n_nan": int(n_img - finite.size)}
+        if finite.size == 0:
+            return {**out, "mean": float("nan"), "sd": float("nan"), "ci_low": float("nan"),
+                    "ci_high": float("nan")}
+        rng = np.random.default_rng(seed)
+        reps = rng.integers(0, n_rep, (n_boot, n_rep))
+        imgs = rng.integers(0, n_img, (n_boot, n_img))
+        boots = np.nanmean(np.nanmean(v[reps[:, :, None], imgs[:, None, :]], axis=1), axis=1)
+    boots = boots[np.isfinite(boots)]
     return {**out, "mean": float(finite.mean()),
             "sd": float(finite.std(ddof=1)) if finite.size > 1 else 0.0,
             "ci_low": float(np.percentile(boots, 2.5)),
