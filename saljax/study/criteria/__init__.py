@@ -10,7 +10,14 @@ import importlib
 
 from saljax.study.criteria.criterion import Criterion, Entry, Study
 
-MODULES = ("utility", "randomization", "agreement", "label_randomization", "known_truth", "emprt")
+MODULES = (
+    "utility",
+    "randomization",
+    "agreement",
+    "label_randomization",
+    "known_truth",
+    "emprt",
+)
 
 CRITERIA = tuple(importlib.import_module(f"{__name__}.{module}").CRITERION
                  for module in MODULES)
