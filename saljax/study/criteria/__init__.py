@@ -17,6 +17,7 @@ MODULES = (
     "label_randomization",
     "known_truth",
     "emprt",
+    "collapsed",
 )
 
 CRITERIA = tuple(importlib.import_module(f"{__name__}.{module}").CRITERION
