@@ -52,6 +52,11 @@ class Study:
         """The classifiers with utility and the randomization sweep."""
         return [m for m in self.classifiers if full_protocol(self.config, m, self.classifiers)]
 
+    def deepest(self, model_id: str) -> str:
+        """The setting of a model's deepest cascading level (the fully randomized model with
+        ``fully_randomized_level``)."""
+        return [s for s in self.settings[model_id] if s.kind == "cascading"][-1].name
+
     @property
     def n_eval(self) -> int:
         """How many study images randomization and agreement use (the first ones)."""

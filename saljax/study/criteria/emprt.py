@@ -68,7 +68,7 @@ def evaluate(study) -> EmprtResults:
     at its deepest cascading level."""
     n, store, scores, settings = study.n_eval, study.store, {}, {}
     for m in study.full:
-        settings[m.id] = [s for s in study.settings[m.id] if s.kind == "cascading"][-1].name
+        settings[m.id] = study.deepest(m.id)
         for method in study.methods:
             h = [np.asarray(histogram_entropy(jnp.asarray(store.signed(m.id, s, method, n))))
                  for s in ("trained", settings[m.id])]

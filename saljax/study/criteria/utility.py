@@ -83,7 +83,7 @@ def evaluate(study) -> UtilityResults | None:
         return None
     n, store, scores = len(images), study.store, {}
     for m in tqdm(study.full, desc="utility", disable=not study.progress, mininterval=2.0):
-        final = [s for s in study.settings[m.id] if s.kind == "cascading"][-1].name
+        final = study.deepest(m.id)
         for method in study.methods:
             for state, setting in (("trained", "trained"), ("randomized", final)):
                 scores[(method, m.id, state)] = score_maps(
