@@ -250,3 +250,44 @@ def test_the_segments_worker_process_writes_the_segments_xrai_computes(tmp_path)
         want = ss.xrai_segments(x[2 * c:2 * c + 2])
         for a, b in zip(got[c], want):
             np.testing.assert_array_equal(a, b)
+
+
+def test_null_maps_against_their_definitions():
+    """The edge map is scikit-image's Sobel of the gray image; the blob is centred and the same
+    for every image; the noise map is fixed by model state and image: the same for both, fresh
+    for new weights or another image; the image map is the gray image in [0, 1]."""
+    from skimage.filters import sobel
+    import saljax.models as sm
+    from saljax import randomize
+    model = sm.create("inception_v3", num_classes=2, width=0.0625)
+    v = sm.init(model, jax.random.key(0))
+    x = jax.random.uniform(jax.random.key(1), (3, 75, 75, 3), minval=-1, maxval=1)
+    explain = ss.make_many(["null_image", "null_edge", "null_blob", "null_noise"], model)
+    out = explain(v, x)
+    gray = np.asarray(x, np.float64).mean(-1)
+    assert np.asarray(out["null_edge"]) == pytest.approx(np.stack([sobel(g) for g in gray]),
+                                                         abs=1e-5)
+    assert np.asarray(out["null_image"]) == pytest.approx((gray + 1) / 2, abs=1e-6)
+    blob = np.asarray(out["null_blob"])
+    assert (blob[0] == blob[2]).all() and blob[0].argmax() == 37 * 75 + 37
+    noise = np.asarray(out["null_noise"])
+    assert (noise == np.asarray(explain(v, x)["null_noise"])).all()
+    fresh = np.asarray(explain(randomize.cascading(model, v, jax.random.key(5), 1), x)[
+        "null_noise"])
+    assert abs(np.corrcoef(fresh[0].ravel(), noise[0].ravel())[0, 1]) < 0.1
+    assert abs(np.corrcoef(noise[0].ravel(), noise[1].ravel())[0, 1]) < 0.1
+    assert 0 <= noise.min() and noise.max() < 1
+
+
+def test_shifted_input_twin_gives_the_same_logits_and_refuses_a_padded_stem():
+    import saljax.models as sm
+    from saljax.models.twin import shifted_input_twin
+    model = sm.create("inception_v3", num_classes=2, width=0.0625)
+    x = jax.random.uniform(jax.random.key(1), (4, 75, 75, 3), minval=-1, maxval=1)
+    v = sm.calibrate_batch_stats(model, sm.init(model, jax.random.key(0)), x)
+    twin = shifted_input_twin(model, v, 0.7, probe=x)
+    a, b = model.apply(v, x), model.apply(twin, x + 0.7)
+    assert float(jnp.abs(b - a).max() / jnp.abs(a).max()) < 1e-2    # float rounding only
+    dense = sm.create("densenet121", num_classes=2, width=0.0625)
+    with pytest.raises(ValueError, match="no exact shifted-input twin"):
+        shifted_input_twin(dense, sm.init(dense, jax.random.key(0)), 0.7, probe=x)
