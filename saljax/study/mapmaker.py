@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import saljax.models as sm
 import saljax.saliency as ss
 from saljax import randomize
 from saljax.data import to_model_input
@@ -143,6 +144,9 @@ class MapMaker:
             v = self.variables
         elif setting.kind == "cascading":     # the top ``level`` blocks
             v = self._span(self.variables, self.rand_key, 0, setting.level)
+        elif setting.kind == "bottom_up":     # the bottom ``level`` blocks, from the stem
+            n = len(sm.block_names(self.model))
+            v = self._span(self.variables, self.rand_key, n - setting.level, n)
         else:                                  # block ``level`` alone
             v = self._span(self.variables, self.rand_key, setting.level, setting.level + 1)
         self._setting_cache = (setting.name, v)
@@ -151,13 +155,18 @@ class MapMaker:
     def unit(self, setting: Setting, group: tuple, chunk: int, images_u8, segments) -> dict:
         """``{label: {"gray", "signed"}}`` for the methods of ``group`` on one chunk of images
         (uint8 [n, H, W, 1], padded to the chunk size)."""
-        x = to_model_input(images_u8)
-        n = x.shape[0]
-        targets = None if self.target < 0 else jnp.full((n,), self.target, jnp.int32)
         key = jax.random.fold_in(self.noise_key, chunk)
         if self.noise == "fresh":   # new noise for every setting, as the study drew it
             key = jax.random.fold_in(key, zlib.crc32(setting.name.encode()))
-        variables = self.variables_for(setting)
+        return self.maps(self.variables_for(setting), group, to_model_input(images_u8), key,
+                         segments)
+
+    def maps(self, variables, group: tuple, x, key, segments) -> dict:
+        """``{label: {"gray", "signed"}}`` of ``group``'s methods for model inputs ``x``
+        [n, H, W, 3] (float, [-1, 1]) with ``variables`` (this model's, or a variant's) and the
+        stochastic methods' ``key``."""
+        n = x.shape[0]
+        targets = None if self.target < 0 else jnp.full((n,), self.target, jnp.int32)
         segments = segments if self._explain[group].needs_segments else None
         if self.mesh is not None and n % self.mesh.devices.size == 0:
             # the chunk's images split over this process's devices (data parallel)

@@ -179,6 +179,18 @@ def schedule(config, classifiers, n_images: int, workdir, share=(0, 1)) -> MapPl
     return MapPlan(out, mine)
 
 
+def maker(config, index: int, classifier, methods: dict, *, mesh=None) -> MapMaker:
+    """The :class:`MapMaker` of the ``index``-th classifier of the lineup (``study.models``):
+    its checkpoint, its randomization and noise keys, the config's map settings."""
+    c = config
+    model, variables, _ = model_checkpoint.load(classifier.path)
+    return MapMaker(model, variables, methods, key=jax.random.fold_in(jax.random.key(c.seed),
+                                                                       index),
+                    max_batch=c.max_batch, randomization=c.randomization, target=c.target,
+                    mesh=mesh, max_batch_per_method=dict(c.max_batch_per_method),
+                    normalization=c.normalization, noise=c.noise)
+
+
 class FamilyMaps:
     """This process's missing units of a family's models, in two steps: every model's
     ``trained`` maps (what the known-truth criterion reads), then the ``randomized`` settings,
@@ -194,14 +206,8 @@ class FamilyMaps:
         self.makers = {}
 
     def _maker(self, mi, m, methods) -> MapMaker:
-        c = self.config
         if mi not in self.makers:
-            model, variables, _ = model_checkpoint.load(m.path)
-            self.makers[mi] = MapMaker(
-                model, variables, methods, key=jax.random.fold_in(jax.random.key(c.seed), mi),
-                max_batch=c.max_batch, randomization=c.randomization, target=c.target,
-                mesh=self.mesh, max_batch_per_method=dict(c.max_batch_per_method),
-                normalization=c.normalization, noise=c.noise)
+            self.makers[mi] = maker(self.config, mi, m, methods, mesh=self.mesh)
         return self.makers[mi]
 
     def _unit(self, maker, u):
