@@ -132,9 +132,10 @@ def _study(args, overrides) -> int:
         print("saljax: this process's map units are done; process 0 writes the results")
         return 0
     path = report.write(args.workdir)
-    verdicts = ", ".join(f"{m} {summary[m]['randomization']['verdict']}"
+    verdicts = ", ".join(f"{m} {summary[m]['randomization']['verdict_block']['saljax']}"
+                         f" / {summary[m]['randomization']['verdict']}"
                          for m in summary["study"]["methods"])
-    print(f"randomization verdicts: {verdicts}")
+    print(f"randomization verdicts (saljax / the study's rule): {verdicts}")
     print(f"wrote {args.workdir}/summary.json, per-image CSVs, figures/ and {path}")
     return 0
 

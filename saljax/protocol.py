@@ -11,6 +11,10 @@ from saljax.training import classifier, detector, segmenter
 
 STUDY_METHODS = ("gradient", "smoothgrad", "integrated_gradients", "smoothgrad_ig",
                  "guided_backprop", "gradcam", "guided_gradcam", "xrai")
+# Null maps (model-independent: the image, its Sobel edges, a centred blob; model-dependent
+# noise), computed and scored beside the methods through every criterion: a criterion a null
+# map passes cannot by itself vouch for a method.
+NULL_MAPS = ("null_image", "null_edge", "null_blob", "null_noise")
 # The study's published settings: IG with 10 steps from -1 (black), SmoothGrad and
 # SmoothGrad-IG with PAIR's smoothing defaults around them, CAMs at the last conv block
 # (``block=None``: mixed10 for InceptionV3), XRAI at its defaults.
@@ -51,6 +55,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.segmentation = segmenter.default_config()
     c.detection = detector.default_config()
     c.methods = list(STUDY_METHODS)
+    c.null_maps = list(NULL_MAPS)     # () for none
     c.hparams = ml_collections.ConfigDict()   # per-method overrides of the study presets
     c.arch_hparams = ml_collections.ConfigDict()   # {architecture: {method: overrides}}
     c.max_batch = 64                 # model inputs per chunk of passes
@@ -121,6 +126,15 @@ def _criteria_defaults(c: ml_collections.ConfigDict) -> None:
     c.random_pairs_per_image = 0     # > 0: that many pairs per image instead (the study's: 50)
     c.pass_line_models = "all"       # the mean of every replicate's line, or "first": replicate
                                      # 1's (the study's)
+    # Collapsed (constant) maps: "exclude" leaves every comparison with one out of the
+    # similarity criteria (counted, and flagged above a few percent); "score" scores them as
+    # the zero maps they become (saljax before 2026-12)
+    c.collapsed_maps = "exclude"
+    # Verdicts: pass / fail / inconclusive at this level, after Holm's correction over a
+    # criterion's methods (and levels), from a bootstrap over replicate models and images
+    c.verdicts = ml_collections.ConfigDict(dict(alpha=0.05))
+    c.emprt = ml_collections.ConfigDict(dict(
+        margin=0.05))                # eMPRT fails when its rise is surely below this
 
 
 # The study's settings where PAIR 0.0.5, which it used, differs from PAIR 0.2: GradCAM resized
@@ -144,6 +158,9 @@ def paper(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.random_pairs_per_image = 50
     c.pass_line_models = "first"
     c.agreement_pairs = "first"
+    # PAIR's visualizations divide by a map's range: a constant map was NaN and its scores
+    # dropped (nanmean), as saljax's exclusion does
+    c.collapsed_maps = "exclude"
     for method, hp in PAPER_HPARAMS.items():
         c.hparams[method] = {**dict(c.hparams.get(method, {})), **hp}
     return c
@@ -153,7 +170,8 @@ def paper(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 PROTOCOL_FIELDS = ("cascading_through", "fully_randomized_level", "train.init_from",
                    "ssim.data_range", "classes", "splits_csv", "eval_seed", "eval_ids", "target",
                    "box_raster", "normalization", "noise", "random_pairs", "random_pairs_per_image",
-                   "pass_line_models", "agreement_pairs", "permuted_label_seeds",
+                   "pass_line_models", "agreement_pairs", "collapsed_maps",
+                   "permuted_label_seeds",
                    "localization_baseline")
 
 
@@ -173,7 +191,7 @@ def method_hparams(config, arch: str | None = None) -> dict:
     ``arch_hparams[arch]`` (e.g. a CAM block that exists in one architecture only)."""
     out = {}
     per_arch = dict(config.arch_hparams.get(arch, {})) if arch else {}
-    for m in config.methods:
+    for m in dict.fromkeys(list(config.methods) + list(config.get("null_maps", ()))):
         hp = dict(PRESETS.get(m, {}))
         hp.update(dict(config.hparams.get(m, {})))
         hp.update(dict(per_arch.get(m, {})))

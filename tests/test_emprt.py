@@ -85,7 +85,9 @@ def saved_study(tmp_path):
     settings = {m.id: [Setting("trained", "trained", 0, n),
                        Setting("cascading_03", "cascading", 3, n)] for m in models}
     config = types.SimpleNamespace(chunk=chunk, eval_images=n, randomize_every_architecture=True,
-                                   bootstrap=200, seed=0)
+                                   bootstrap=200, seed=0, collapsed_maps="exclude",
+                                   verdicts=types.SimpleNamespace(alpha=0.05),
+                                   emprt=types.SimpleNamespace(margin=0.05))
     images = StudyImages(tuple(f"i{k}" for k in range(n)), np.zeros((n, 32, 32, 1), np.uint8),
                          np.zeros((n, 32, 32), bool))
     study = Study(config, where, models, settings, types.SimpleNamespace(images=images), None,

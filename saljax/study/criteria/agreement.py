@@ -2,6 +2,12 @@
 (models of different architectures), as SSIM between the trained models' grayscale maps of the
 same image, over all pairs of models. The baseline is the same comparison between the
 localization baseline's replicates' maps.
+
+A pair of maps with a collapsed (constant) one is left out (``collapsed_maps="exclude"``): two
+blank maps do not agree. saljax's verdict (``verdict_block``): pass when the mean SSIM is surely
+above the random-pair line of the models' own maps (maps of different images), fail when surely
+below it (bootstrap over model pairs, images and the line's pairs; Holm over methods); the
+study's: the mean above the localization baseline's replicate SSIM.
 """
 from __future__ import annotations
 
@@ -14,8 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from saljax import metrics
-from saljax.study import statistics
+from saljax.study import statistics, verdict as verdicts
+from saljax.study.criteria.collapsed import collapsed
 from saljax.study.criteria.criterion import Criterion, Entry
+from saljax.study.criteria.randomization import PAIR_SEED_OFFSET, pair_values
 from saljax.study.criteria.render import baseline_label, ci, fmt, plt, save
 from saljax.study.fields import choice
 
@@ -61,12 +69,16 @@ def pair_ssim(maps_a, maps_b, ssim_kwargs: dict, chunk: int = 64) -> np.ndarray:
 @dataclasses.dataclass
 class AgreementResults:
     """Per-image SSIM between models' trained maps, ``{(criterion, method, model a, model b):
-    [N]}``, and between the localization baseline's replicates' maps (``localizer``, its
-    record), ``{(a, b): [N]}`` (their indices)."""
+    [N]}`` (NaN: left out, a collapsed map), and between the localization baseline's
+    replicates' maps (``localizer``, its record), ``{(a, b): [N]}`` (their indices); how many
+    of each pair's images were left out ``{key: count}``; each model's random pairs' SSIM
+    ``{(method, model id): [pairs]}``."""
     ids: tuple
     pairs: dict
     baseline: dict
     localizer: object
+    left_out: dict = dataclasses.field(default_factory=dict)
+    lines: dict = dataclasses.field(default_factory=dict)
 
     def rows(self) -> list[dict]:
         """agreement.csv: one row per criterion, method, model pair and image; then the
@@ -88,19 +100,31 @@ def evaluate(study) -> AgreementResults:
     """SSIM of the first ``n_eval`` images' trained maps between pairs of classifiers (same
     architecture: repeatability; different: reproducibility; ``config.agreement_pairs``: see
     :func:`model_pairs`) and of the localization baseline's replicates."""
-    n_eval, store, ssim_kwargs = study.n_eval, study.store, study.ssim
-    pairs = {}
-    for kind, plist in model_pairs(study.classifiers, study.config.agreement_pairs).items():
+    n_eval, store, ssim_kwargs, config = study.n_eval, study.store, study.ssim, study.config
+    exclude = config.collapsed_maps == "exclude"
+    pairs, left_out, lines = {}, {}, {}
+    index = {m.id: k for k, m in enumerate(study.classifiers)}
+    for kind, plist in model_pairs(study.classifiers, config.agreement_pairs).items():
         for a, b in plist:
             for method in study.methods:
-                pairs[(kind, method, a, b)] = pair_ssim(store.gray(a, "trained", method, n_eval),
-                                                        store.gray(b, "trained", method, n_eval),
-                                                        ssim_kwargs)
+                ga, gb = (store.gray(x, "trained", method, n_eval) for x in (a, b))
+                blank = collapsed(ga) | collapsed(gb)
+                v = pair_ssim(ga, gb, ssim_kwargs).astype(np.float64)
+                pairs[(kind, method, a, b)] = np.where(blank, np.nan, v) if exclude else v
+                left_out[(kind, method, a, b)] = int(blank.sum())
+                for x, g in ((a, ga), (b, gb)):
+                    if (method, x) not in lines:
+                        lines[(method, x)] = pair_values(
+                            g, jax.random.fold_in(jax.random.key(config.seed + PAIR_SEED_OFFSET),
+                                                  index[x]),
+                            config.random_pairs_per_image or config.random_pairs, ssim_kwargs,
+                            per_image=config.random_pairs_per_image > 0,
+                            left_out=collapsed(g) if exclude else None)
     maps = study.localizer_maps
     baseline = {(a, b): pair_ssim(maps[a][:n_eval], maps[b][:n_eval], ssim_kwargs)
                 for a, b in itertools.combinations(range(len(maps)), 2)}
     return AgreementResults(tuple(study.data.images.ids[:n_eval]), pairs, baseline,
-                            study.localizer)
+                            study.localizer, left_out, lines)
 
 
 def summarize(results: AgreementResults, method: str, boot: dict) -> dict:
@@ -115,17 +139,49 @@ def summarize(results: AgreementResults, method: str, boot: dict) -> dict:
             out[crit] = {"ssim_mean": None}
             continue
         v = statistics.mean_over_models(per_pair)
-        out[crit] = {"ssim_mean": float(np.nanmean(v)), "ssim": statistics.summarize(v, **boot)}
+        out[crit] = {"ssim_mean": float(np.nanmean(v)) if np.isfinite(v).any() else None,
+                     "ssim": statistics.summarize(v, **boot),
+                     "left_out": sum(n for (c, m, _, _), n in results.left_out.items()
+                                     if c == crit and m == method)}
         if seg is not None:
             out[crit]["wilcoxon_vs_localization"] = statistics.wilcoxon(v, seg)
     return out
 
 
+def tests(results: AgreementResults, crit: str, method: str, boot: dict) -> dict | None:
+    """The mean SSIM of ``crit``'s model pairs against the random-pair line of the models'
+    own maps (:func:`saljax.study.statistics.difference`; the line's models resampled on their
+    own), or None without a pair."""
+    keys = [k for k in results.pairs if k[0] == crit and k[1] == method]
+    if not keys:
+        return None
+    models = list(dict.fromkeys(x for k in keys for x in k[2:]))
+    return statistics.difference(np.stack([results.pairs[k] for k in keys]),
+                                 np.stack([results.lines[(method, x)] for x in models]),
+                                 shared_replicates=False, **boot)
+
+
+VERDICT = ("pass when the mean SSIM between models' maps of the same image is above the "
+           "random-pair line (maps of different images), fail when below (bootstrap over model "
+           "pairs, images and pairs; Holm over methods)")
+
+
 def _summarize(results, study, summary) -> Entry:
     seg = results.baseline_ssim()
+    entries = {m: summarize(results, m, study.boot) for m in study.methods}
+    seg_mean = float(np.nanmean(seg)) if seg is not None else float("nan")
+    for crit in CRITERIA:
+        found = {m: tests(results, crit, m, study.boot) for m in study.methods}
+        found = {m: t for m, t in found.items() if t is not None}
+        above = verdicts.corrected({m: [statistics.p_above(t)] for m, t in found.items()})
+        below = verdicts.corrected({m: [statistics.p_below(t)] for m, t in found.items()})
+        for m, t in found.items():
+            entries[m][crit]["verdict_block"] = verdicts.block(
+                crit, t, "above", above[m][0], below[m][0], study.config.verdicts.alpha,
+                verdicts.study_rule(t["value"]["mean"], seg_mean, "above"), VERDICT)
     return Entry(baselines={"localization_repeatability": (
                      statistics.summarize(seg, **study.boot) if seg is not None else None)},
-                 methods={m: summarize(results, m, study.boot) for m in study.methods})
+                 methods=entries)
 
 
 def section(summary, methods) -> list[str]:

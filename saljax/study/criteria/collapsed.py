@@ -6,8 +6,11 @@ all-zero attribution is all zero), yet two such maps are identical: similarity c
 score them as perfect agreement and a random-pair pass line made of them as high. Per method,
 model and setting, every saved map of the study's images is checked; the summary gives the
 share of collapsed maps per method and setting and flags a method where it is above
-``FLAG_FRACTION``. (Leaving them out of the similarity criteria is the next step; until then
-the flag says where those criteria rest on blank maps.)
+``FLAG_FRACTION``. With ``collapsed_maps="exclude"`` (saljax's default, and in effect the
+study's: PAIR made such maps NaN and the study dropped them) every similarity criterion leaves
+out a comparison with a collapsed map and counts it (``left_out`` in its CSV and summary);
+with ``"score"`` they are scored as the zero maps they become, and the flag says where those
+criteria rest on blank maps.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import numpy as np
 
 from saljax.study.criteria.criterion import Criterion, Entry
 from saljax.study.criteria.render import fmt
+from saljax.study.fields import choice
 
 FLAG_FRACTION = 0.05       # more collapsed maps than this: the report flags the method
 
@@ -83,16 +87,36 @@ def section(summary, methods) -> list[str]:
     if not hit:
         return lines + [f"No map of any method, model or setting is constant "
                         f"({sum(e['maps'] for e in entries.values())} maps checked)."]
-    lines += [f"A constant map explains nothing, but two of them are identical: the similarity "
-              f"criteria count them as agreement. Flagged: more than {FLAG_FRACTION:.0%} of a "
-              "setting's maps collapsed.", "",
-              "| method | collapsed maps | share | worst setting | flagged |",
-              "|---|---|---|---|---|"]
+    excluded = summary["study"].get("protocol", {}).get("collapsed_maps") == "exclude"
+    treatment = ("every comparison with one is left out of the similarity criteria (randomization, "
+                 "sMPRT, agreement, input invariance; the count is in each one's CSV and "
+                 "summary)" if excluded else
+                 "they are scored as zero maps (collapsed_maps='score'): the similarity criteria "
+                 "count two of them as agreement")
+    lines += [f"A constant map explains nothing, but two of them are identical: {treatment}. "
+              f"Flagged: more than {FLAG_FRACTION:.0%} of a setting's maps collapsed.", "",
+              "| method | collapsed maps | share | worst setting | flagged | comparisons left "
+              "out (MPRT / repeatability / reproducibility / sMPRT) |",
+              "|---|---|---|---|---|---|"]
     for m, e in hit.items():
         setting, share = max(e["fraction_by_setting"].items(), key=lambda kv: kv[1])
         lines.append(f"| {m} | {e['collapsed']} of {e['maps']} | {fmt(e['fraction'])} | "
-                     f"{setting} ({fmt(share)}) | {'yes' if e['flagged'] else 'no'} |")
+                     f"{setting} ({fmt(share)}) | {'yes' if e['flagged'] else 'no'} | "
+                     f"{' / '.join(_left_out(summary[m]))} |")
     return lines
+
+
+def _left_out(entry) -> list[str]:
+    """How many comparisons each similarity criterion left out for a method (n/a: not run)."""
+    def count(keys):
+        node = entry
+        for k in keys:
+            if not isinstance(node, dict) or k not in node:
+                return "n/a"
+            node = node[k]
+        return str(sum(node) if isinstance(node, list) else node)
+    return [count(("randomization", "left_out_by_level")), count(("repeatability", "left_out")),
+            count(("reproducibility", "left_out")), count(("smprt", "left_out"))]
 
 
 def overview(summary, method) -> dict:
@@ -103,8 +127,12 @@ def overview(summary, method) -> dict:
                                                                else "")}
 
 
+TREATMENTS = ("exclude", "score")    # config.collapsed_maps
+
+
 CRITERION = Criterion(
     name="collapsed", evaluate=evaluate, tables=lambda r: {"collapsed.csv": r.rows()},
+    check=lambda config: choice(config, "collapsed_maps", TREATMENTS),
     summarize=lambda r, study, summary: Entry(
         methods={m: {"collapsed": summarize(r, m)} for m in study.methods}),
     section=section, overview=overview)

@@ -7,7 +7,12 @@ counts) of the raw, signed attribution (Quantus's defaults: no absolute value, n
 normalization; the histogram is scale-free anyway). Per image, ``(H_randomized - H_trained) /
 H_trained`` against the deepest cascading level (the fully randomized model when
 ``fully_randomized_level``); a method whose maps follow the model should grow noisier, so
-higher is better. A map with a single value has no complexity: its score is NaN.
+higher is better. A map with a single value has no complexity: its score is NaN (and, with
+``collapsed_maps="exclude"``, so is the score of an image whose randomized map collapsed).
+
+saljax's verdict (``verdict_block``): pass when the rise is surely above 0, fail when it is
+surely below ``config.emprt.margin`` (a rise too small to tell the models apart; bootstrap over
+replicate models and images, Holm over methods). The study had no such criterion.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from saljax.study import statistics
+from saljax.study import statistics, verdict as verdicts
 from saljax.study.criteria.criterion import Criterion, Entry
 from saljax.study.criteria.render import ci, fmt, methods_of, plt, save
 
@@ -67,13 +72,16 @@ def evaluate(study) -> EmprtResults:
     """The first ``n_eval`` images' signed maps of every fully studied classifier, trained and
     at its deepest cascading level."""
     n, store, scores, settings = study.n_eval, study.store, {}, {}
+    exclude = study.config.collapsed_maps == "exclude"
     for m in study.full:
         settings[m.id] = study.deepest(m.id)
         for method in study.methods:
             h = [np.asarray(histogram_entropy(jnp.asarray(store.signed(m.id, s, method, n))))
                  for s in ("trained", settings[m.id])]
-            scores[(method, m.id)] = {"trained": h[0], "randomized": h[1],
-                                      "emprt": relative_rise(*h)}
+            rise = relative_rise(*h)
+            if exclude:
+                rise = np.where(h[1] > 0, rise, np.nan)
+            scores[(method, m.id)] = {"trained": h[0], "randomized": h[1], "emprt": rise}
     return EmprtResults(tuple(study.data.images.ids[:n]), scores, settings)
 
 
@@ -88,6 +96,17 @@ def _summarize(results, study, summary) -> Entry:
             "score": statistics.summarize(score, **study.boot),
             "entropy_trained_mean": float(np.mean([v["trained"] for v in per_model])),
             "entropy_randomized_mean": float(np.mean([v["randomized"] for v in per_model]))}}
+    found = {m: statistics.difference(np.stack([v["emprt"] for (k, _), v in
+                                                results.scores.items() if k == m]),
+                                      **study.boot) for m in study.methods}
+    margin = study.config.emprt.margin
+    above = verdicts.corrected({m: [statistics.p_above(t)] for m, t in found.items()})
+    below = verdicts.corrected({m: [statistics.p_below(t, margin)] for m, t in found.items()})
+    for m, t in found.items():
+        out[m]["emprt"]["verdict_block"] = verdicts.block(
+            "eMPRT", t, "above", above[m][0], below[m][0], study.config.verdicts.alpha, None,
+            f"pass when the relative rise in entropy is above 0, fail when below {margin:g} "
+            "(bootstrap over models and images; Holm over methods)")
     return Entry(methods=out)
 
 
@@ -128,6 +147,13 @@ def overview(summary, method) -> dict:
     return {} if e is None else {"eMPRT": fmt(e["score"]["mean"])}
 
 
+def _check(config) -> None:
+    margin = config.emprt.margin
+    if not (isinstance(margin, (int, float)) and margin >= 0):
+        raise ValueError(f"config.emprt.margin must be a number >= 0, got {margin!r}")
+
+
 CRITERION = Criterion(name="emprt", evaluate=evaluate,
                        tables=lambda r: {"emprt.csv": r.rows()}, summarize=_summarize,
+                       check=_check,
                        section=section, overview=overview, figures=figures)

@@ -10,6 +10,13 @@ cascading level, across images and replicate models, falls below its pass line; 
 the maps of every level, down to the fully randomized model, still resemble the trained ones
 more than two unrelated images' maps do. The summary also says whether the final level is
 below the line.
+
+saljax's verdict (``verdict_block``, :mod:`saljax.study.verdict`) asks the same with its
+uncertainty: per level, the mean SSIM against the pass line by a bootstrap over replicate
+models, images and the line's pairs; pass when some level is surely below the line (Holm over
+levels and methods), fail when the deepest level is surely above it. A comparison with a
+collapsed (constant) map, trained or randomized, is left out (``collapsed_maps="exclude"``)
+and counted; so is a random pair with one.
 """
 from __future__ import annotations
 
@@ -23,7 +30,8 @@ from tqdm.auto import tqdm
 
 import saljax.models as sm
 from saljax import metrics
-from saljax.study import statistics
+from saljax.study import statistics, verdict as verdicts
+from saljax.study.criteria.collapsed import collapsed
 from saljax.study.criteria.criterion import Criterion, Entry
 from saljax.study.criteria.render import fmt, methods_of, plt, save
 from saljax.study.fields import choice
@@ -59,16 +67,26 @@ def _pair_ssim(a, b, ssim_items):
     return metrics.ssim(a, b, **dict(ssim_items))
 
 
-def pass_line(gray, key, n_pairs: int, ssim_kwargs: dict, per_image: bool = False,
-              chunk: int = 256) -> float:
-    """Mean SSIM between maps of different images of one model ([N, H, W] maps): ``n_pairs``
-    random pairs, or ``n_pairs`` per image (the study's 50), ``chunk`` pairs at a time."""
+def pair_values(gray, key, n_pairs: int, ssim_kwargs: dict, per_image: bool = False,
+                left_out=None, chunk: int = 256) -> np.ndarray:
+    """SSIM between maps of different images of one model ([N, H, W] maps): ``n_pairs`` random
+    pairs, or ``n_pairs`` per image (the study's 50), ``chunk`` pairs at a time: [pairs]
+    float64, NaN for a pair with a map that ``left_out`` [N] marks (collapsed)."""
     pairs = np.asarray(metrics.random_pairs(key, len(gray), n_pairs, per_image))
     items = tuple(sorted(ssim_kwargs.items()))
     values = np.concatenate([
         np.asarray(_pair_ssim(jnp.asarray(gray[p[:, 0]]), jnp.asarray(gray[p[:, 1]]), items))
-        for p in np.array_split(pairs, max(1, -(-len(pairs) // chunk)))])
-    return float(np.nanmean(values.astype(np.float64)))
+        for p in np.array_split(pairs, max(1, -(-len(pairs) // chunk)))]).astype(np.float64)
+    if left_out is not None:
+        values[left_out[pairs[:, 0]] | left_out[pairs[:, 1]]] = np.nan
+    return values
+
+
+def pass_line(gray, key, n_pairs: int, ssim_kwargs: dict, per_image: bool = False,
+              chunk: int = 256) -> float:
+    """The mean of :func:`pair_values`: the random-pair pass line of one model's maps."""
+    return float(np.nanmean(pair_values(gray, key, n_pairs, ssim_kwargs, per_image,
+                                        chunk=chunk)))
 
 
 def verdict(level_ssim_means, line: float) -> str:
@@ -83,27 +101,40 @@ def verdict(level_ssim_means, line: float) -> str:
 @dataclasses.dataclass
 class RandomizationResults:
     """Per image, each setting's similarity to the trained maps, ``{(method, model id):
-    {"ssim" | "spearman" | "spearman_abs": [settings, N]}}`` (settings as in ``settings``), and
-    the pass lines ``{(method, model id): line}``."""
+    {"ssim" | "spearman" | "spearman_abs": [settings, N]}}`` (settings as in ``settings``; NaN
+    where ``left_out``: a collapsed map when they are excluded), which comparisons had a
+    collapsed map ``{(method, model id): [settings, N] bool}``, and the random pairs' SSIM
+    ``{(method, model id): [pairs]}`` (NaN: left out)."""
     ids: tuple
     classifiers: list
     settings: dict
     similarity: dict
-    pass_lines: dict
+    pair_values: dict
+    left_out: dict
+
+    @property
+    def pass_lines(self) -> dict:
+        """``{(method, model id): line}``: the mean SSIM of each model's random pairs."""
+        return {k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+                for k, v in self.pair_values.items()}
 
     def rows(self) -> list[dict]:
         """randomization.csv: one row per method, model, setting and image."""
         arch = {m.id: m.arch for m in self.classifiers}
         return [{"method": method, "model": mid, "arch": arch[mid], "kind": st.kind,
                  "level": st.level, "setting": st.name, "image": self.ids[j],
-                 **{k: float(v[i, j]) for k, v in sim.items()}}
+                 **{k: float(v[i, j]) for k, v in sim.items()},
+                 "left_out": int(self.left_out[(method, mid)][i, j])}
                 for (method, mid), sim in self.similarity.items()
                 for i, st in enumerate(self.settings[mid]) for j in range(len(self.ids))]
 
     def line_rows(self) -> list[dict]:
-        """pass_lines.csv: one row per method and model."""
-        return [{"method": method, "model": mid, "pass_line": line}
-                for (method, mid), line in self.pass_lines.items()]
+        """pass_lines.csv: one row per method and model (pairs with a collapsed map left
+        out)."""
+        lines = self.pass_lines
+        return [{"method": method, "model": mid, "pass_line": lines[(method, mid)],
+                 "pairs": int(v.size), "pairs_left_out": int(np.isnan(v).sum())}
+                for (method, mid), v in self.pair_values.items()]
 
     def values(self, column: str, method: str, model_id: str, kind: str, level: int):
         """``column`` per image for the setting of ``kind`` and ``level``: [N]."""
@@ -119,7 +150,8 @@ def evaluate(study) -> RandomizationResults:
     (from ``fold_in(key(seed + 1), k)``, k the model's index among those classifiers)."""
     config, store, n_eval, ssim_kwargs = study.config, study.store, study.n_eval, study.ssim
     pairs_per_image, seed = config.random_pairs_per_image, config.seed
-    sims, lines = {}, {}
+    exclude = config.collapsed_maps == "exclude"
+    sims, pairs, left_out = {}, {}, {}
     classifiers = study.full
     for mi, m in enumerate(tqdm(classifiers, desc="randomization", disable=not study.progress,
                                 mininterval=2.0)):
@@ -127,18 +159,23 @@ def evaluate(study) -> RandomizationResults:
         for method in study.methods:
             g0 = store.gray(m.id, "trained", method, n_eval)
             s0 = store.signed(m.id, "trained", method, n_eval)
-            lines[(method, m.id)] = pass_line(
+            blank0 = collapsed(g0)
+            pairs[(method, m.id)] = pair_values(
                 g0, jax.random.fold_in(jax.random.key(seed + PAIR_SEED_OFFSET), mi),
                 pairs_per_image or config.random_pairs, ssim_kwargs,
-                per_image=pairs_per_image > 0)
+                per_image=pairs_per_image > 0, left_out=blank0 if exclude else None)
+            grays = [store.gray(m.id, st.name, method, n_eval) for st in sets]
             sim = similarity(   # every setting's maps against the trained ones, in few calls
-                np.concatenate([store.gray(m.id, st.name, method, n_eval) for st in sets]),
-                np.concatenate([g0] * len(sets)),
+                np.concatenate(grays), np.concatenate([g0] * len(sets)),
                 np.concatenate([store.signed(m.id, st.name, method, n_eval) for st in sets]),
                 np.concatenate([s0] * len(sets)), ssim_kwargs)
-            sims[(method, m.id)] = {k: v.reshape(len(sets), n_eval) for k, v in sim.items()}
+            blank = np.stack([collapsed(g) | blank0 for g in grays])
+            sim = {k: v.reshape(len(sets), n_eval) for k, v in sim.items()}
+            if exclude:
+                sim = {k: np.where(blank, np.nan, v) for k, v in sim.items()}
+            sims[(method, m.id)], left_out[(method, m.id)] = sim, blank
     return RandomizationResults(tuple(study.data.images.ids[:n_eval]), list(classifiers),
-                                study.settings, sims, lines)
+                                study.settings, sims, pairs, left_out)
 
 
 def summarize(results: RandomizationResults, method: str, models, block_names, boot,
@@ -166,7 +203,11 @@ def summarize(results: RandomizationResults, method: str, models, block_names, b
         results.values("ssim", method, mid, "independent", s.level) for mid in ids]).astype(
             np.float64))) for s in independent]
     line_ids = ids[:1] if line_models == "first" else ids
-    line = float(np.mean([results.pass_lines[(method, mid)] for mid in line_ids]))
+    lines = [results.pass_lines[(method, mid)] for mid in line_ids]   # NaN: every map collapsed
+    line = float(np.nanmean(lines)) if np.isfinite(lines).any() else float("nan")
+    left_out = [int(sum(results.left_out[(method, mid)][i].sum() for mid in ids))
+                for i, st in enumerate(results.settings[ids[0]])
+                if st.kind in ("trained", "cascading")]
     curve = curves["ssim"]
     final = statistics.mean_over_models([results.values("ssim", method, mid, "cascading",
                                                         levels[-1]) for mid in ids])
@@ -181,21 +222,64 @@ def summarize(results: RandomizationResults, method: str, models, block_names, b
         "independent_blocks": [level_name(s.kind, s.level, block_names) for s in independent],
         "independent_ssim_mean": indep_curve,
         "pass_line": line, "verdict": verdict(curve[1:], line),
+        "left_out_by_level": left_out,
         "first_level_below_pass_line": below[0] if below else None,
         "final_level_below_pass_line": bool(curve[-1] < line),
         "final_level_ssim": statistics.summarize(final, **boot),
         "wilcoxon_final_vs_pass_line": statistics.wilcoxon(final, line)}
 
 
+def level_tests(results: RandomizationResults, method: str, models, boot: dict,
+                line_models: str = "all") -> list[dict]:
+    """Each cascading level's mean SSIM against the pass line
+    (:func:`saljax.study.statistics.difference`: replicate models, images and pairs
+    resampled), from the shallowest level to the deepest."""
+    ids = [m.id for m in models]
+    line_ids = ids[:1] if line_models == "first" else ids
+    line = np.stack([results.pair_values[(method, mid)] for mid in line_ids])
+    levels = [s.level for s in results.settings[ids[0]] if s.kind == "cascading"]
+    return [statistics.difference(
+        np.stack([results.values("ssim", method, mid, "cascading", lvl) for mid in ids]),
+        line, shared_replicates=line_models != "first", **boot) for lvl in levels]
+
+
+VERDICT = ("pass when some cascading level's mean SSIM is below the random-pair line, fail when "
+           "the deepest level's is above it (bootstrap over models, images and pairs; Holm over "
+           "levels and methods)")
+
+
+def verdict_blocks(tests: dict, study_verdicts: dict, alpha: float, label: str = "MPRT",
+                   rule: str = VERDICT) -> dict:
+    """``{method: verdict block}`` from each method's level tests (:func:`level_tests`): pass
+    when some level is surely below the line (Holm over every method's levels), fail when the
+    deepest level is surely above it (Holm over methods)."""
+    below = verdicts.corrected({m: [statistics.p_below(t) for t in ts]
+                                for m, ts in tests.items()})
+    above = verdicts.corrected({m: [statistics.p_above(ts[-1])] for m, ts in tests.items()})
+    out = {}
+    for m, ts in tests.items():
+        p_pass = np.nanmin(below[m]) if np.isfinite(below[m]).any() else float("nan")
+        out[m] = verdicts.block(label, ts[-1], "below", p_pass, above[m][0], alpha,
+                                study_verdicts.get(m), rule)
+    return out
+
+
 def _summarize(results, study, summary) -> Entry:
-    """The primary architecture's curves and verdict per method."""
+    """The primary architecture's curves and verdicts per method."""
     primary = study.classifiers[0].arch
     models = [m for m in study.classifiers if m.arch == primary]
     names = sm.block_names(sm.create(primary))
+    line_models = study.config.pass_line_models
+    entries = {m: summarize(results, m, models, names, study.boot, line_models)
+               for m in study.methods}
+    tests = {m: level_tests(results, m, models, study.boot, line_models) for m in study.methods}
+    blocks = verdict_blocks(tests, {m: e["verdict"] if e["verdict"] in ("pass", "fail")
+                                    else None for m, e in entries.items()},
+                            study.config.verdicts.alpha)
+    for m, e in entries.items():
+        e["verdict_block"] = blocks[m]
     return Entry(study={"verdict_rule": VERDICT_RULE},
-                 methods={m: {"randomization": summarize(results, m, models, names, study.boot,
-                                                         study.config.pass_line_models)}
-                          for m in study.methods})
+                 methods={m: {"randomization": e} for m, e in entries.items()})
 
 
 def _first_below(r) -> str:
@@ -247,9 +331,10 @@ def figures(summary, read, figure) -> None:
 
 def overview(summary, method) -> dict:
     r = summary[method]["randomization"]
+    block = r.get("verdict_block")
     return {"final cascading SSIM": fmt(r["cascading_ssim_mean"][-1]),
             "pass line": fmt(r["pass_line"]), "below the line from": _first_below(r),
-            "verdict": r["verdict"]}
+            "MPRT (saljax / study)": (f"{block['saljax']} / " if block else "") + r["verdict"]}
 
 
 CRITERION = Criterion(

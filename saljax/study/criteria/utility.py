@@ -5,6 +5,10 @@ of the grayscale map against the mask, for the trained and the fully randomized 
 baselines are scored the same way: the average training mask (one map for every image) and the
 localization baseline's maps (a U-Net's lesion probability, a RetinaNet's detection scores).
 Skipped when the dataset has no lesion masks or boxes.
+
+saljax's verdict (``verdict_block``): pass when the trained maps' AUPRC is surely above the
+average mask's on the same images, fail when surely below (bootstrap over replicate models and
+images, paired by image; Holm over methods); the study's: the mean above the average mask's.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from saljax import metrics
-from saljax.study import statistics
+from saljax.study import statistics, verdict as verdicts
 from saljax.study.criteria.criterion import Criterion, Entry
 from saljax.study.criteria.render import baseline_label, ci, fmt, methods_of, plt, save
 
@@ -132,10 +136,25 @@ def _summarize(results, study, summary) -> Entry:
         return Entry(study={"utility_skipped": SKIPPED}, baselines={"utility": None},
                      methods={m: {"utility": {"skipped": SKIPPED}} for m in study.methods})
     ids = [m.id for m in study.full]
+    entries = {m: summarize(results, m, ids, study.boot) for m in study.methods}
+    base = results.baselines["average_mask"]["auprc"]
+    found = {m: statistics.difference(
+        np.stack([results.scores[(m, i, "trained")]["auprc"] for i in ids]), paired=base,
+        **study.boot) for m in study.methods}
+    above = verdicts.corrected({m: [statistics.p_above(t)] for m, t in found.items()})
+    below = verdicts.corrected({m: [statistics.p_below(t)] for m, t in found.items()})
+    for m, t in found.items():
+        entries[m]["verdict_block"] = verdicts.block(
+            "utility (AUPRC)", t, "above", above[m][0], below[m][0],
+            study.config.verdicts.alpha,
+            verdicts.study_rule(t["value"]["mean"], t["line"]["mean"], "above"), VERDICT)
     return Entry(study={"utility_skipped": None},
                  baselines={"utility": summarize_baselines(results, study.boot)},
-                 methods={m: {"utility": summarize(results, m, ids, study.boot)}
-                          for m in study.methods})
+                 methods={m: {"utility": e} for m, e in entries.items()})
+
+
+VERDICT = ("pass when the trained maps' AUPRC is above the average training mask's on the same "
+           "images, fail when below (bootstrap over models and images; Holm over methods)")
 
 
 def section(summary, methods) -> list[str]:
