@@ -46,6 +46,9 @@ def get_config():
     c.cascading_levels = 5
     c.independent_blocks = 2
     c.random_pairs = 100
+    # sMPRT CPU-sized: 4 noisy copies per map (Quantus: 50), two bottom-up levels besides the
+    # full randomization, on 8 images; input invariance on 16
+    c.smprt.update(dict(samples=4, levels=2, images=8))
     # Known truth: reliance on the lesion and the marker and lesion / marker AUPRC on 16
     # images, one InceptionV3 trained for 2 epochs where the marker predicts the label (the
     # shortcut arm), ROAD on 8 images at three fractions (10%, 50%, 90%) beside a random map

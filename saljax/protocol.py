@@ -135,6 +135,20 @@ def _criteria_defaults(c: ml_collections.ConfigDict) -> None:
     c.verdicts = ml_collections.ConfigDict(dict(alpha=0.05))
     c.emprt = ml_collections.ConfigDict(dict(
         margin=0.05))                # eMPRT fails when its rise is surely below this
+    # sMPRT (Hedström et al. 2023; Quantus's defaults): each map the mean of `samples` maps of
+    # noisy copies (noise sd `noise` x the image's range; the last copy noise-free), Spearman
+    # of their absolute values between the trained and each randomized model, randomized
+    # "bottom_up" (from the stem) or "top_down" (from the logits, as the study's cascade), at
+    # `levels` levels spread over the blocks (-1: every block), on the first `images`
+    # evaluation images (-1: all)
+    c.smprt = ml_collections.ConfigDict(dict(order="bottom_up", samples=50, noise=0.1,
+                                             levels=-1, images=-1))
+    # Input invariance (Kindermans et al. 2017): the primary architecture's first model and its
+    # twin whose first layer absorbs a constant `shift` of the input, on the first `images`
+    # evaluation images; invariant when the attributions differ by less than `max_difference`
+    # of the largest one
+    c.input_invariance = ml_collections.ConfigDict(dict(shift=1.0, images=16,
+                                                        max_difference=0.1))
 
 
 # The study's settings where PAIR 0.0.5, which it used, differs from PAIR 0.2: GradCAM resized

@@ -17,6 +17,8 @@ MODULES = (
     "label_randomization",
     "known_truth",
     "emprt",
+    "smprt",
+    "input_invariance",
     "collapsed",
 )
 
