@@ -53,8 +53,14 @@ def test_the_study_writes_every_output(tiny_study):
         assert r["verdict"] == ("pass" if min(r["cascading_ssim_mean"][1:]) < r["pass_line"]
                                 else "fail")
         assert 0 <= r["pass_line"] <= 1
-        assert e["repeatability"]["ssim_mean"] is not None
-        assert e["reproducibility"]["ssim_mean"] is not None
+        for crit in ("repeatability", "reproducibility"):   # None only if every map collapsed
+            assert (e[crit]["ssim_mean"] is not None
+                    or e[crit]["left_out"] == summary["study"]["images_eval"])
+    verdicts = summary["verdicts"]
+    assert verdicts["null_maps"] == list(load(TINY).null_maps)
+    assert {r["method"] for r in verdicts["rows"]} == set(load(TINY).methods) | set(
+        verdicts["null_maps"])
+    assert "## Verdicts" in text and "(null)" in text
 
 
 @pytest.mark.slow

@@ -35,7 +35,7 @@ def markdown(summary) -> str:
     """``report.md`` of a ``summary.json``."""
     methods = methods_of(summary)
     lines = _header(summary) + _overview(summary, methods)
-    for criterion in CRITERIA:
+    for criterion in sorted(CRITERIA, key=lambda c: not c.headline):   # headlines first
         lines += criterion.section(summary, methods)
     lines += ["", "## Example maps", "", "![examples](figures/examples.png)", ""]
     return "\n".join(lines)

@@ -3,10 +3,12 @@ first study image's maps across methods and cascading levels) for the report.
 
 Schema: ``study`` (the setup, and the criteria's notes: ``utility_skipped``, ``verdict_rule``),
 ``baselines`` (``localization_model``, the localization baseline's name, then the criteria's
-baseline entries), one entry per method (each criterion's keys: ``utility``, ``randomization``,
-``repeatability``, ``reproducibility``, ``label_randomization``), then the criteria's own
-top-level entries (``known_truth``). See each criterion's file in
-:mod:`saljax.study.criteria` for its entries.
+baseline entries), one entry per method and null map (each criterion's keys: ``utility``,
+``randomization``, ``repeatability``, ``reproducibility``, ``label_randomization``, ``emprt``,
+``smprt``, ``input_invariance``, ``collapsed``; a judged one holds a ``verdict_block``, see
+:mod:`saljax.study.verdict`), then the criteria's own top-level entries (``known_truth``,
+``verdicts``: the Verdicts table, schema in :mod:`saljax.study.criteria.verdicts`). See each
+criterion's file in :mod:`saljax.study.criteria` for its entries.
 """
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ MODULES = (
     "smprt",
     "input_invariance",
     "collapsed",
+    "verdicts",
 )
 
 CRITERIA = tuple(importlib.import_module(f"{__name__}.{module}").CRITERION

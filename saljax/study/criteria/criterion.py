@@ -108,7 +108,7 @@ class Criterion:
     ``figures(summary, read, figure)``: draws its PNGs (``read(name)``: a result file's rows,
     ``figure(name)``: a PNG's path); ``needs(study) -> families | None``: the model families
     whose trained maps are all it reads (it may then start beside the other map units), or
-    None for every map."""
+    None for every map; ``headline``: the report shows its section first."""
     name: str
     evaluate: Callable
     tables: Callable
@@ -118,3 +118,4 @@ class Criterion:
     overview: Callable = lambda summary, method: {}
     figures: Callable = _nothing
     needs: Callable = _nothing
+    headline: bool = False       # its section comes right after the report's summary table
