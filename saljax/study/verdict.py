@@ -11,7 +11,8 @@ uncertainty) is kept beside it as ``study`` (None where the study had no such cr
 
 A verdict block (each criterion's ``verdict`` entry in ``summary.json``; the report's Verdicts
 table): ``criterion`` (its label), ``value`` and ``line`` (``mean``, ``ci_low``, ``ci_high``),
-``better`` ("above" or "below" the line), ``p_pass`` and ``p_fail`` (Holm-corrected),
+``better`` ("above" or "below" the line), ``at`` (the level the value is read at, or None),
+``p_pass`` and ``p_fail`` (Holm-corrected),
 ``saljax`` and ``study`` (the two verdicts), ``rule`` (how ``saljax`` was decided).
 """
 from __future__ import annotations
@@ -47,10 +48,11 @@ def corrected(families: dict) -> dict:
 
 
 def block(criterion: str, test: dict, better: str, p_pass: float, p_fail: float, alpha: float,
-          study: str | None, rule: str) -> dict:
+          study: str | None, rule: str, at: str | None = None) -> dict:
     """The verdict entry of one method and criterion (see the module docstring); ``test`` is a
-    :func:`~saljax.study.statistics.difference` result."""
-    return {"criterion": criterion, "value": test["value"], "line": test["line"],
+    :func:`~saljax.study.statistics.difference` result; ``at``: the level it is read at
+    (randomization tests: the deciding level)."""
+    return {"criterion": criterion, "at": at, "value": test["value"], "line": test["line"],
             "difference": test["difference"], "n_replicates": test["n_replicates"],
             "n": test["n"], "better": better, "p_pass": _num(p_pass), "p_fail": _num(p_fail),
             "saljax": decide(p_pass, p_fail, alpha), "study": study, "rule": rule}

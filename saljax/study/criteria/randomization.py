@@ -248,19 +248,26 @@ VERDICT = ("pass when some cascading level's mean SSIM is below the random-pair 
            "levels and methods)")
 
 
-def verdict_blocks(tests: dict, study_verdicts: dict, alpha: float, label: str = "MPRT",
-                   rule: str = VERDICT) -> dict:
-    """``{method: verdict block}`` from each method's level tests (:func:`level_tests`): pass
-    when some level is surely below the line (Holm over every method's levels), fail when the
-    deepest level is surely above it (Holm over methods)."""
+def verdict_blocks(tests: dict, study_verdicts: dict, alpha: float, levels: list,
+                   label: str = "MPRT", rule: str = VERDICT) -> dict:
+    """``{method: verdict block}`` from each method's level tests (:func:`level_tests`, one
+    per entry of ``levels``, their names): pass when some level is surely below the line
+    (Holm over every method's levels), fail when the deepest level is surely above it (Holm
+    over methods). The block's value is the deciding level's (``at``): the most significant
+    one when it passes, else the deepest."""
     below = verdicts.corrected({m: [statistics.p_below(t) for t in ts]
                                 for m, ts in tests.items()})
     above = verdicts.corrected({m: [statistics.p_above(ts[-1])] for m, ts in tests.items()})
     out = {}
     for m, ts in tests.items():
-        p_pass = np.nanmin(below[m]) if np.isfinite(below[m]).any() else float("nan")
-        out[m] = verdicts.block(label, ts[-1], "below", p_pass, above[m][0], alpha,
-                                study_verdicts.get(m), rule)
+        p = np.asarray(below[m], np.float64)
+        best = int(np.nanargmin(p)) if np.isfinite(p).any() else len(ts) - 1
+        p_pass = float(p[best]) if np.isfinite(p).any() else float("nan")
+        block = verdicts.block(label, ts[-1], "below", p_pass, above[m][0], alpha,
+                               study_verdicts.get(m), rule)
+        at = best if block["saljax"] == "pass" else len(ts) - 1
+        out[m] = verdicts.block(label, ts[at], "below", p_pass, above[m][0], alpha,
+                                study_verdicts.get(m), rule, at=levels[at])
     return out
 
 
@@ -273,9 +280,10 @@ def _summarize(results, study, summary) -> Entry:
     entries = {m: summarize(results, m, models, names, study.boot, line_models)
                for m in study.methods}
     tests = {m: level_tests(results, m, models, study.boot, line_models) for m in study.methods}
+    first = entries[study.methods[0]]
     blocks = verdict_blocks(tests, {m: e["verdict"] if e["verdict"] in ("pass", "fail")
                                     else None for m, e in entries.items()},
-                            study.config.verdicts.alpha)
+                            study.config.verdicts.alpha, first["level_blocks"][1:])
     for m, e in entries.items():
         e["verdict_block"] = blocks[m]
     return Entry(study={"verdict_rule": VERDICT_RULE},

@@ -195,7 +195,8 @@ def _summarize(results: SmprtResults, study, summary) -> Entry:
             "images": len(results.ids), "levels": results.labels, "spearman_abs_mean": curve,
             "pass_line": tests[method][-1]["line"]["mean"],
             "left_out": int(sum(results.left_out[(method, mid)].sum() for mid in ids))}
-    blocks = verdict_blocks(tests, {}, study.config.verdicts.alpha, "sMPRT", VERDICT)
+    blocks = verdict_blocks(tests, {}, study.config.verdicts.alpha, results.labels[1:], "sMPRT",
+                            VERDICT)
     for method, e in entries.items():
         e["verdict_block"] = blocks[method]
     return Entry(methods={m: {"smprt": e} for m, e in entries.items()})

@@ -4,8 +4,8 @@ Not a measurement of its own: it reads the ``verdict_block`` each criterion put 
 (:mod:`saljax.study.verdict`) and gathers them, so it comes last in the registry. In
 ``summary.json`` (top level ``verdicts``): ``alpha``, ``correction`` ("holm"), ``null_maps``,
 ``rules`` ({criterion: how saljax decides}), ``rows`` (one per method or null map and
-criterion: ``method``, ``null``, ``criterion``, ``value`` and ``line`` (``mean``, ``ci_low``,
-``ci_high``), ``better``, ``p_pass``, ``p_fail``, ``saljax``, ``study``) and ``null_passes``
+criterion: ``method``, ``null``, ``criterion``, ``at`` (the level a randomization test is read
+at), ``value`` and ``line`` (``mean``, ``ci_low``, ``ci_high``), ``better``, ``p_pass``, ``p_fail``, ``saljax``, ``study``) and ``null_passes``
 ({criterion: the null maps that pass it under saljax's rule}). The report shows it right after
 the summary table.
 """
@@ -24,7 +24,7 @@ def _summarize(results, study, summary) -> Entry:
         for b in verdicts.blocks_of(summary.get(method, {})):
             rules[b["criterion"]] = b["rule"]
             rows.append({"method": method, "null": method in nulls,
-                         **{k: b[k] for k in ("criterion", "value", "line", "better",
+                         **{k: b[k] for k in ("criterion", "at", "value", "line", "better",
                                               "p_pass", "p_fail", "saljax", "study")}})
     passes = {c: [r["method"] for r in rows if r["criterion"] == c and r["null"]
                   and r["saljax"] == "pass"] for c in rules}
@@ -52,7 +52,8 @@ def section(summary, methods) -> list[str]:
     ordered = [r for r in v["rows"] if not r["null"]] + [r for r in v["rows"] if r["null"]]
     for r in ordered:
         name = f"*{r['method']}* (null)" if r["null"] else r["method"]
-        lines.append(f"| {name} | {r['criterion']} | {_interval(r['value'])} | "
+        crit = f"{r['criterion']} ({r['at']})" if r.get("at") else r["criterion"]
+        lines.append(f"| {name} | {crit} | {_interval(r['value'])} | "
                      f"{_interval(r['line'])} | {r['better']} | {r['saljax']} | "
                      f"{r['study'] or 'n/a'} |")
     lines += ["", "Rules: " + "; ".join(f"**{c}**: {rule}" for c, rule in v["rules"].items())
