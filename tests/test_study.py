@@ -237,6 +237,8 @@ def test_the_paper_protocol_produces_every_output(tiny_study, tmp_path):
     assert r["level_blocks"] == ["trained", "logits"] + [f"mixed{i}" for i in range(10, 0, -1)]
     e = summary["gradient"]["label_randomization"]
     assert e["verdict"] in ("pass", "fail") and e["pass_line"] == r["pass_line"]
+    assert e["verdict_block"]["saljax"] in ("pass", "fail", "inconclusive")
+    assert e["verdict_block"]["study"] == e["verdict"]
     assert "Label randomization (MIDL 2020)" in open(os.path.join(workdir, "report.md")).read()
     with open(os.path.join(workdir, "agreement.csv")) as f:
         pairs = {(row["criterion"], row["model_a"], row["model_b"]) for row in csv.DictReader(f)

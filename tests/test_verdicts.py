@@ -170,6 +170,17 @@ def test_edge_map_fails_mprt_smprt_and_emprt(outcome):
     assert e["emprt"]["verdict_block"]["saljax"] == "fail"
 
 
+def test_mprt_block_reads_at_its_deciding_level(outcome):
+    study, _, results, summary = outcome
+    for m in study.methods:
+        b = summary[m]["randomization"]["verdict_block"]
+        assert len(b["levels"]) == 17 and b["levels"][-1]["at"] == "stem_1a_3x3"
+        if b["saljax"] == "pass":
+            assert b["value"]["ci_high"] < b["line"]["mean"] and b["p_pass"] < 0.05
+        else:
+            assert b["at"] == "stem_1a_3x3"
+
+
 def test_noise_map_passes_the_studys_mprt_and_fails_emprt(outcome):
     summary = outcome[3]
     e = summary["null_noise"]

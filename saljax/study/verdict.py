@@ -54,11 +54,12 @@ def block(criterion: str, test: dict, better: str, p_pass: float, p_fail: float,
     (randomization tests: the deciding level)."""
     return {"criterion": criterion, "at": at, "value": test["value"], "line": test["line"],
             "difference": test["difference"], "n_replicates": test["n_replicates"],
-            "n": test["n"], "better": better, "p_pass": _num(p_pass), "p_fail": _num(p_fail),
+            "n": test["n"], "better": better, "p_pass": number(p_pass), "p_fail": number(p_fail),
             "saljax": decide(p_pass, p_fail, alpha), "study": study, "rule": rule}
 
 
-def _num(p) -> float | None:
+def number(p) -> float | None:
+    """A p-value for JSON: a float, or None when it is not finite."""
     return float(p) if p is not None and np.isfinite(p) else None
 
 

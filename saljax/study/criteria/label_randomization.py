@@ -5,24 +5,33 @@ Per method and image: SSIM between the trained maps of a permuted-label model an
 true-label replicate of the same seed (or the first replicate). A method whose maps of a model
 that learned nothing stay more alike than two unrelated images' maps (the random-pair pass line
 of the true-label models) reflects the image, not what the model learned: "fail".
+saljax's verdict (``verdict_block``): pass when the mean SSIM is surely below the true-label
+models' random-pair line, fail when surely above (bootstrap over model pairs, images and the
+line's pairs; Holm over methods). A pair with a collapsed map is left out
+(``collapsed_maps="exclude"``).
 """
 from __future__ import annotations
 
 import dataclasses
 
+import jax
 import numpy as np
 
-from saljax.study import statistics
+from saljax.study import statistics, verdict as verdicts
 from saljax.study.criteria.agreement import pair_ssim
+from saljax.study.criteria.collapsed import collapsed
+from saljax.study.criteria.randomization import PAIR_SEED_OFFSET, pair_values
 from saljax.study.criteria.criterion import Criterion, Entry
 from saljax.study.criteria.render import ci, fmt
 
 
 @dataclasses.dataclass
 class LabelResults:
-    """Per-image SSIM ``{(method, true model id, permuted model id): [N]}``."""
+    """Per-image SSIM ``{(method, true model id, permuted model id): [N]}`` (NaN: a collapsed
+    map, left out) and each true-label model's random pairs ``{(method, model id): [pairs]}``."""
     ids: tuple
     pairs: dict
+    lines: dict = dataclasses.field(default_factory=dict)
 
     def rows(self) -> list[dict]:
         """label_randomization.csv: one row per method, model pair and image."""
@@ -46,13 +55,23 @@ def evaluate(study) -> LabelResults | None:
     permuted = [m for m in study.models if m.permuted]
     if not permuted:
         return None
-    store, n_eval, out = study.store, study.n_eval, {}
+    store, n_eval, out, lines, config = study.store, study.n_eval, {}, {}, study.config
+    exclude = config.collapsed_maps == "exclude"
+    index = {m.id: k for k, m in enumerate(study.classifiers)}
     for a, b in pairs_of(study.classifiers, permuted):
         for method in study.methods:
-            out[(method, a, b)] = pair_ssim(store.gray(a, "trained", method, n_eval),
-                                            store.gray(b, "trained", method, n_eval),
-                                            study.ssim)
-    return LabelResults(tuple(study.data.images.ids[:n_eval]), out)
+            ga, gb = (store.gray(x, "trained", method, n_eval) for x in (a, b))
+            v = pair_ssim(ga, gb, study.ssim).astype(np.float64)
+            out[(method, a, b)] = (np.where(collapsed(ga) | collapsed(gb), np.nan, v)
+                                   if exclude else v)
+            if (method, a) not in lines:    # the randomization criterion's pairs of model a
+                lines[(method, a)] = pair_values(
+                    ga, jax.random.fold_in(jax.random.key(config.seed + PAIR_SEED_OFFSET),
+                                           index[a]),
+                    config.random_pairs_per_image or config.random_pairs, study.ssim,
+                    per_image=config.random_pairs_per_image > 0,
+                    left_out=collapsed(ga) if exclude else None)
+    return LabelResults(tuple(study.data.images.ids[:n_eval]), out, lines)
 
 
 def summarize(results: LabelResults, method: str, pass_line: float, boot: dict) -> dict:
@@ -70,9 +89,25 @@ def _summarize(results, study, summary) -> Entry:
     """Against each method's randomization pass line (its entry in ``summary``)."""
     if results is None:
         return Entry()
-    return Entry(methods={m: {"label_randomization": summarize(
-        results, m, summary[m]["randomization"]["pass_line"], study.boot)}
-        for m in study.methods})
+    entries = {m: summarize(results, m, summary[m]["randomization"]["pass_line"], study.boot)
+               for m in study.methods}
+    tests = {}
+    for m in study.methods:
+        keys = [k for k in results.pairs if k[0] == m]
+        tests[m] = statistics.difference(
+            np.stack([results.pairs[k] for k in keys]),
+            np.stack([results.lines[(m, a)] for a in dict.fromkeys(k[1] for k in keys)]),
+            shared_replicates=False, **study.boot)
+    below = verdicts.corrected({m: [statistics.p_below(t)] for m, t in tests.items()})
+    above = verdicts.corrected({m: [statistics.p_above(t)] for m, t in tests.items()})
+    for m, e in entries.items():
+        e["verdict_block"] = verdicts.block(
+            "label randomization", tests[m], "below", below[m][0], above[m][0],
+            study.config.verdicts.alpha, e["verdict"] if e["verdict"] != "undetermined"
+            else None, "pass when the mean SSIM to the true-label models' maps is below their "
+            "random-pair line, fail when above (bootstrap over model pairs, images and pairs; "
+            "Holm over methods)")
+    return Entry(methods={m: {"label_randomization": e} for m, e in entries.items()})
 
 
 def section(summary, methods) -> list[str]:

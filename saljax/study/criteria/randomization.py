@@ -254,7 +254,8 @@ def verdict_blocks(tests: dict, study_verdicts: dict, alpha: float, levels: list
     per entry of ``levels``, their names): pass when some level is surely below the line
     (Holm over every method's levels), fail when the deepest level is surely above it (Holm
     over methods). The block's value is the deciding level's (``at``): the most significant
-    one when it passes, else the deepest."""
+    one when it passes, else the deepest; ``levels`` holds every level's value, line and
+    corrected ``p_pass``."""
     below = verdicts.corrected({m: [statistics.p_below(t) for t in ts]
                                 for m, ts in tests.items()})
     above = verdicts.corrected({m: [statistics.p_above(ts[-1])] for m, ts in tests.items()})
@@ -268,6 +269,9 @@ def verdict_blocks(tests: dict, study_verdicts: dict, alpha: float, levels: list
         at = best if block["saljax"] == "pass" else len(ts) - 1
         out[m] = verdicts.block(label, ts[at], "below", p_pass, above[m][0], alpha,
                                 study_verdicts.get(m), rule, at=levels[at])
+        out[m]["levels"] = [{"at": name, "value": t["value"], "line": t["line"],
+                             "p_pass": verdicts.number(q)}
+                            for name, t, q in zip(levels, ts, below[m])]
     return out
 
 
