@@ -82,7 +82,8 @@ def test_known_truth_outputs(tiny_study):
             assert row["reveals_marker"] == (row["marker_auprc"] > row["lesion_auprc"] and
                                              row["marker_auprc"] >
                                              kt["shortcut"]["marker_baseline_auprc"][arm])
-    assert set(kt["road"]) == set(cfg.methods) | {"random", "occlusion_infill"}
+    assert set(kt["road"]) == set(cfg.methods) | set(cfg.null_maps) | {"random",
+                                                                      "occlusion_infill"}
     for r in kt["road"].values():
         assert r["fractions"] == list(cfg.known_truth.road_fractions)
         assert len(r["morf_prob"]) == len(r["lerf_prob"]) == len(r["fractions"])
@@ -253,7 +254,7 @@ def test_the_paper_protocol_produces_every_output(tiny_study, tmp_path):
             assert im.format == "PNG" and min(im.size) > 100
         assert f"figures/{fig}.png" in text
     rows = [line for line in text.splitlines() if line.startswith("| synthetic_cxr")]
-    assert len(rows) == 2 * len(cfg.methods)
+    assert len(rows) == 2 * (len(cfg.methods) + len(cfg.null_maps))   # null maps beneath
     assert all(cell.strip().split(" ")[0] in ("pass", "fail", "n/a")
                for row in rows for cell in row.strip("|").split("|")[2:])
 

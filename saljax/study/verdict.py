@@ -58,6 +58,24 @@ def block(criterion: str, test: dict, better: str, p_pass: float, p_fail: float,
             "saljax": decide(p_pass, p_fail, alpha), "study": study, "rule": rule}
 
 
+def judge(tests: dict, criterion: str, better: str, alpha: float, rule: str,
+          study: dict | None = None, fail_below: float = 0.0) -> dict:
+    """``{method: block}`` for one test per method (``tests``: ``{method:``
+    :func:`~saljax.study.statistics.difference` ``}``): pass when the difference is surely on
+    the ``better`` side of 0, fail when surely on the other (for ``better="above"``: surely
+    below ``fail_below``, eMPRT's margin), each family Holm-corrected over the methods;
+    ``study``: the study's verdict per method."""
+    if better == "above":
+        good = {m: [statistics.p_above(t)] for m, t in tests.items()}
+        bad = {m: [statistics.p_below(t, fail_below)] for m, t in tests.items()}
+    else:
+        good = {m: [statistics.p_below(t)] for m, t in tests.items()}
+        bad = {m: [statistics.p_above(t)] for m, t in tests.items()}
+    good, bad = corrected(good), corrected(bad)
+    return {m: block(criterion, t, better, good[m][0], bad[m][0], alpha,
+                     (study or {}).get(m), rule) for m, t in tests.items()}
+
+
 def number(p) -> float | None:
     """A p-value for JSON: a float, or None when it is not finite."""
     return float(p) if p is not None and np.isfinite(p) else None

@@ -173,12 +173,11 @@ def _summarize(results, study, summary) -> Entry:
     for crit in CRITERIA:
         found = {m: tests(results, crit, m, study.boot) for m in study.methods}
         found = {m: t for m, t in found.items() if t is not None}
-        above = verdicts.corrected({m: [statistics.p_above(t)] for m, t in found.items()})
-        below = verdicts.corrected({m: [statistics.p_below(t)] for m, t in found.items()})
-        for m, t in found.items():
-            entries[m][crit]["verdict_block"] = verdicts.block(
-                crit, t, "above", above[m][0], below[m][0], study.config.verdicts.alpha,
-                verdicts.study_rule(t["value"]["mean"], seg_mean, "above"), VERDICT)
+        blocks = verdicts.judge(found, crit, "above", study.config.verdicts.alpha, VERDICT, {
+            m: verdicts.study_rule(t["value"]["mean"], seg_mean, "above")
+            for m, t in found.items()})
+        for m, b in blocks.items():
+            entries[m][crit]["verdict_block"] = b
     return Entry(baselines={"localization_repeatability": (
                      statistics.summarize(seg, **study.boot) if seg is not None else None)},
                  methods=entries)

@@ -100,13 +100,12 @@ def _summarize(results, study, summary) -> Entry:
                                                 results.scores.items() if k == m]),
                                       **study.boot) for m in study.methods}
     margin = study.config.emprt.margin
-    above = verdicts.corrected({m: [statistics.p_above(t)] for m, t in found.items()})
-    below = verdicts.corrected({m: [statistics.p_below(t, margin)] for m, t in found.items()})
-    for m, t in found.items():
-        out[m]["emprt"]["verdict_block"] = verdicts.block(
-            "eMPRT", t, "above", above[m][0], below[m][0], study.config.verdicts.alpha, None,
-            f"pass when the relative rise in entropy is above 0, fail when below {margin:g} "
-            "(bootstrap over models and images; Holm over methods)")
+    blocks = verdicts.judge(
+        found, "eMPRT", "above", study.config.verdicts.alpha,
+        f"pass when the relative rise in entropy is above 0, fail when below {margin:g} "
+        "(bootstrap over models and images; Holm over methods)", fail_below=margin)
+    for m, b in blocks.items():
+        out[m]["emprt"]["verdict_block"] = b
     return Entry(methods=out)
 
 

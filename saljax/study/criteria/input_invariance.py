@@ -10,8 +10,8 @@ original's largest value. saljax's verdict (``verdict_block``) is on the attribu
 Kindermans et al. define invariance: pass (invariant) when the mean relative difference is
 surely below ``input_invariance.max_difference``, fail when surely above (bootstrap over
 images; Holm over methods). The grayscale maps' SSIM is reported beside it: it can stay high
-for a method that is not invariant (Input x Gradient of smooth images). A model without an exact twin (its first layer pads the input, as
-DenseNet's) is reported as skipped.
+for a method that is not invariant (Input x Gradient of smooth images). A model without an
+exact twin (its first layer pads the input, as DenseNet's) is reported as skipped.
 """
 from __future__ import annotations
 
@@ -99,11 +99,11 @@ def _summarize(results: InvarianceResults, study, summary) -> Entry:
     ic = study.config.input_invariance
     found = {m: statistics.difference(results.scores[m]["max_difference"][None],
                                       ic.max_difference, **study.boot) for m in study.methods}
-    above = verdicts.corrected({m: [statistics.p_above(t)] for m, t in found.items()})
-    below = verdicts.corrected({m: [statistics.p_below(t)] for m, t in found.items()})
     rule = ("pass when the largest difference between the attributions of the model and of its "
             f"shifted-input twin is below {ic.max_difference:g} of the largest attribution, fail "
             "when above (mean over images; bootstrap over images; Holm over methods)")
+    blocks = verdicts.judge(found, "input invariance", "below", study.config.verdicts.alpha,
+                            rule)
     out = {}
     for m, t in found.items():
         d = results.scores[m]["max_difference"]
@@ -111,9 +111,7 @@ def _summarize(results: InvarianceResults, study, summary) -> Entry:
             "model": results.model, "shift": results.shift,
             "ssim": statistics.summarize(results.scores[m]["ssim"], **study.boot),
             "max_difference_median": float(np.median(d)),
-            "verdict_block": verdicts.block("input invariance", t, "below", below[m][0],
-                                            above[m][0], study.config.verdicts.alpha, None,
-                                            rule)}}
+            "verdict_block": blocks[m]}}
     return Entry(study={"input_invariance_skipped": None}, methods=out)
 
 

@@ -98,15 +98,14 @@ def _summarize(results, study, summary) -> Entry:
             np.stack([results.pairs[k] for k in keys]),
             np.stack([results.lines[(m, a)] for a in dict.fromkeys(k[1] for k in keys)]),
             shared_replicates=False, **study.boot)
-    below = verdicts.corrected({m: [statistics.p_below(t)] for m, t in tests.items()})
-    above = verdicts.corrected({m: [statistics.p_above(t)] for m, t in tests.items()})
+    blocks = verdicts.judge(
+        tests, "label randomization", "below", study.config.verdicts.alpha,
+        "pass when the mean SSIM to the true-label models' maps is below their random-pair "
+        "line, fail when above (bootstrap over model pairs, images and pairs; Holm over "
+        "methods)",
+        {m: e["verdict"] for m, e in entries.items() if e["verdict"] != "undetermined"})
     for m, e in entries.items():
-        e["verdict_block"] = verdicts.block(
-            "label randomization", tests[m], "below", below[m][0], above[m][0],
-            study.config.verdicts.alpha, e["verdict"] if e["verdict"] != "undetermined"
-            else None, "pass when the mean SSIM to the true-label models' maps is below their "
-            "random-pair line, fail when above (bootstrap over model pairs, images and pairs; "
-            "Holm over methods)")
+        e["verdict_block"] = blocks[m]
     return Entry(methods={m: {"label_randomization": e} for m, e in entries.items()})
 
 

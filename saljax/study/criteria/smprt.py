@@ -208,9 +208,9 @@ def section(summary, methods) -> list[str]:
     first = summary[methods[0]]["smprt"]
     lines = ["", "## sMPRT: randomization on denoised maps", "",
              f"Each map averaged over {first['samples']} noisy copies (noise sd "
-             f"{first['noise']:g} x the image's range), randomized {first['order'].replace('_', '-')}"
-             f", on {first['images']} images; Spearman of absolute values to the trained "
-             "model's map (Hedström et al. 2023).", "",
+             f"{first['noise']:g} x the image's range), randomized "
+             f"{first['order'].replace('_', '-')}, on {first['images']} images; Spearman of "
+             "absolute values to the trained model's map (Hedström et al. 2023).", "",
              "| method | pass line | " + " | ".join(first["levels"]) + " |",
              "|---|---|" + "---|" * len(first["levels"])]
     for m in methods:

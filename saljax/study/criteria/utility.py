@@ -141,13 +141,12 @@ def _summarize(results, study, summary) -> Entry:
     found = {m: statistics.difference(
         np.stack([results.scores[(m, i, "trained")]["auprc"] for i in ids]), paired=base,
         **study.boot) for m in study.methods}
-    above = verdicts.corrected({m: [statistics.p_above(t)] for m, t in found.items()})
-    below = verdicts.corrected({m: [statistics.p_below(t)] for m, t in found.items()})
-    for m, t in found.items():
-        entries[m]["verdict_block"] = verdicts.block(
-            "utility (AUPRC)", t, "above", above[m][0], below[m][0],
-            study.config.verdicts.alpha,
-            verdicts.study_rule(t["value"]["mean"], t["line"]["mean"], "above"), VERDICT)
+    blocks = verdicts.judge(found, "utility (AUPRC)", "above", study.config.verdicts.alpha,
+                            VERDICT, {m: verdicts.study_rule(t["value"]["mean"],
+                                                             t["line"]["mean"], "above")
+                                      for m, t in found.items()})
+    for m, b in blocks.items():
+        entries[m]["verdict_block"] = b
     return Entry(study={"utility_skipped": None},
                  baselines={"utility": summarize_baselines(results, study.boot)},
                  methods={m: {"utility": e} for m, e in entries.items()})

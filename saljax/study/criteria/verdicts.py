@@ -5,9 +5,9 @@ Not a measurement of its own: it reads the ``verdict_block`` each criterion put 
 ``summary.json`` (top level ``verdicts``): ``alpha``, ``correction`` ("holm"), ``null_maps``,
 ``rules`` ({criterion: how saljax decides}), ``rows`` (one per method or null map and
 criterion: ``method``, ``null``, ``criterion``, ``at`` (the level a randomization test is read
-at), ``value`` and ``line`` (``mean``, ``ci_low``, ``ci_high``), ``better``, ``p_pass``, ``p_fail``, ``saljax``, ``study``) and ``null_passes``
-({criterion: the null maps that pass it under saljax's rule}). The report shows it right after
-the summary table.
+at), ``value`` and ``line`` (``mean``, ``ci_low``, ``ci_high``), ``better``, ``p_pass``,
+``p_fail``, ``saljax``, ``study``) and ``null_passes`` ({criterion: the null maps that pass
+it under saljax's rule}). The report shows it right after the summary table.
 """
 from __future__ import annotations
 
