@@ -44,6 +44,7 @@ from saljax.study.mapmaker import method_groups
 
 ORDERS = ("bottom_up", "top_down")
 NOISE_SEED_OFFSET = 3            # the noisy copies' key: key(config.seed + this)
+QUANTUS_SAMPLES = 50             # Quantus's SmoothMPRT nr_samples (the config's default)
 
 
 def levels(n_blocks: int, order: str, how_many: int) -> list[Setting]:
@@ -206,8 +207,10 @@ def section(summary, methods) -> list[str]:
     if "smprt" not in summary[methods[0]]:
         return []
     first = summary[methods[0]]["smprt"]
+    fewer = (f" (fewer than Quantus's {QUANTUS_SAMPLES}: a CPU-sized config)"
+             if first["samples"] < QUANTUS_SAMPLES else "")
     lines = ["", "## sMPRT: randomization on denoised maps", "",
-             f"Each map averaged over {first['samples']} noisy copies (noise sd "
+             f"Each map averaged over {first['samples']} noisy copies{fewer} (noise sd "
              f"{first['noise']:g} x the image's range), randomized "
              f"{first['order'].replace('_', '-')}, on {first['images']} images; Spearman of "
              "absolute values to the trained model's map (Hedström et al. 2023).", "",
