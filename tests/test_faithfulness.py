@@ -130,3 +130,56 @@ def test_blur_infill_is_the_surroundings_local_mean():
     out = np.asarray(blur(jnp.asarray(image), jnp.asarray(mask), sigma=2.0))[..., 0]
     np.testing.assert_array_equal(out[~mask], image[..., 0][~mask])
     assert out[8, 6] < 0.5 < out[8, 9] and 0 < out[mask].min() <= out[mask].max() < 1
+
+
+MARKER = (slice(2, 6), slice(24, 28))     # a bright 4 x 4 plate near a corner
+LESION = (slice(14, 22), slice(10, 18))   # a mid-gray 8 x 8 blob
+
+
+class CueModel(nn.Module):
+    """Class 1's logit: 20 x (marker evidence, the plate's mean brightness above 0.5), or also
+    the lesion's (``lesion_too``: its mean above -0.3), whichever is larger; class 0's is 1."""
+    lesion_too: bool = False
+
+    @nn.compact
+    def __call__(self, x, train=False):
+        gain = self.param("gain", nn.initializers.constant(20.0), ())
+        cue = x[:, MARKER[0], MARKER[1], 0].mean(axis=(1, 2)) - 0.5
+        if self.lesion_too:
+            cue = jnp.maximum(cue, x[:, LESION[0], LESION[1], 0].mean(axis=(1, 2)) + 0.3)
+        return jnp.stack([jnp.ones_like(cue), 1.0 + gain * cue], axis=-1)
+
+
+def cue_images(n, lesion, marker, seed):
+    """Dark noisy background; the lesion at -0.1 (gray), the marker plate at 0.9 (bright)."""
+    rng = np.random.default_rng(seed)
+    x = -0.8 + 0.05 * rng.normal(size=(n, 32, 32, 3))
+    if lesion:
+        x[:, LESION[0], LESION[1]] = -0.1 + 0.05 * rng.normal(size=(n, 8, 8, 3))
+    if marker:
+        x[:, MARKER[0], MARKER[1]] = 0.9 + 0.02 * rng.normal(size=(n, 4, 4, 3))
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize("lesion_too", [False, True])
+def test_necessity_misses_an_or_model_that_sufficiency_finds(lesion_too):
+    """A model that uses only the marker, and one that uses the marker or the lesion: removing
+    the marker from positives that carry both flips the first (necessity 1) but not the second
+    (necessity 0); pasting the marker into negatives turns both positive (sufficiency 1)."""
+    model = CueModel(lesion_too=lesion_too)
+    v = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+    n = 8
+    both = cue_images(n, lesion=True, marker=True, seed=1)
+    marker = np.zeros((n, 32, 32), bool)
+    marker[:, MARKER[0], MARKER[1]] = True
+    necessity = np.asarray(faithfulness.reliance(model, v, both, marker)["flipped"]).mean()
+    assert necessity == (0.0 if lesion_too else 1.0)
+    negatives = cue_images(n, lesion=False, marker=False, seed=2)
+    donors = cue_images(n, lesion=False, marker=True, seed=3)
+    s = faithfulness.sufficiency(model, v, negatives, marker, jnp.asarray(donors))
+    assert not np.asarray(s["positive"]).any()
+    assert np.asarray(s["positive_added"]).mean() == 1.0
+    elsewhere = np.zeros((n, 32, 32), bool)
+    elsewhere[:, 24:28, 2:6] = True      # pasting a patch of plain background changes nothing
+    s = faithfulness.sufficiency(model, v, negatives, elsewhere, jnp.asarray(donors))
+    assert np.asarray(s["positive_added"]).mean() == 0.0

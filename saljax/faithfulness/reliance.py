@@ -48,3 +48,30 @@ def reliance(model, variables, images, regions, targets=None, *, infill_method="
     v = {k: variables[k] for k in ("params", "batch_stats") if k in variables}
     removed = _removed(images, regions, key, infill_method)
     return _compare(logits(model, v, images), logits(model, v, removed), targets)
+
+
+@jax.jit
+def _pasted(images, regions, donors):
+    return jnp.where(regions[..., None], donors, images)
+
+
+def sufficiency(model, variables, images, regions, donors, positive: int = 1) -> dict:
+    """Whether a region alone makes the model predict ``positive``: each image [B, H, W, C]
+    with ``donors``' pixels pasted inside ``regions`` [B, H, W] (e.g. a marker copied, at its
+    place, from an image that carries one, into a negative that does not). Returns, each [B]:
+    ``prob`` and ``prob_added`` (the ``positive`` class's probability before and after),
+    ``positive`` and ``positive_added`` (whether it is predicted). A model that relies on the
+    region alone turns every image positive: its sufficiency (the mean of ``positive_added``
+    over images predicted negative before) is 1, whatever removing the region does."""
+    images = jnp.asarray(images, jnp.float32)
+    regions = jnp.asarray(regions, bool)
+    if regions.shape != images.shape[:3] or donors.shape != images.shape:
+        raise ValueError(f"regions must be [B, H, W] and donors [B, H, W, C] for images "
+                         f"{images.shape}, got {regions.shape} and {donors.shape}")
+    v = {k: variables[k] for k in ("params", "batch_stats") if k in variables}
+    before = logits(model, v, images)
+    after = logits(model, v, _pasted(images, regions, jnp.asarray(donors, jnp.float32)))
+    prob = lambda z: jax.nn.softmax(z)[:, positive]
+    return {"prob": prob(before), "prob_added": prob(after),
+            "positive": jnp.argmax(before, -1) == positive,
+            "positive_added": jnp.argmax(after, -1) == positive}
