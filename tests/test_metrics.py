@@ -283,3 +283,30 @@ def test_metrics_called_from_two_threads_at_once_finish(tmp_path):
         out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                              timeout=240)
         assert out.stdout.strip() == "done", out.stdout + out.stderr[-2000:]
+
+
+def test_fair_region_scores_equal_sklearn_and_their_definitions():
+    """AUROC and AUPRC over prevalence (issue 27) against sklearn on the same pixels, for a
+    small and a large region; the mass ratio against its definition; chance is 1 for both."""
+    rng = np.random.default_rng(3)
+    maps = rng.random((4, 24, 24)).astype(np.float32)
+    masks = np.zeros((4, 24, 24), bool)
+    masks[0, 2:5, 2:5] = True           # a marker-sized region (1.6%)
+    masks[1, 4:16, 6:20] = True         # a lesion-sized one (29%)
+    masks[2:, 10:14, 10:14] = True
+    maps[2:, 10:14, 10:14] += 0.5       # a map that points at it
+    lift = np.asarray(mx.auprc_lift(maps, masks))
+    auroc = np.asarray(mx.roc_auc(maps, masks))
+    ratio = np.asarray(mx.mass_ratio(maps, masks))
+    for k in range(4):
+        y, s = masks[k].ravel(), maps[k].ravel()
+        assert lift[k] == pytest.approx(average_precision_score(y, s) / y.mean(), rel=1e-5)
+        assert auroc[k] == pytest.approx(roc_auc_score(y, s), abs=1e-6)
+        assert ratio[k] == pytest.approx((s[y].sum() / s.sum()) / y.mean(), rel=1e-5)
+    assert lift[2] > 3 and ratio[2] > 1.5 and auroc[2] > 0.85
+    noise = rng.random((200, 24, 24)).astype(np.float32)
+    large, small = (np.broadcast_to(masks[k], noise.shape) for k in (1, 0))
+    assert float(np.mean(mx.auprc_lift(noise, large))) == pytest.approx(1.0, abs=0.05)
+    assert float(np.mean(mx.mass_ratio(noise, large))) == pytest.approx(1.0, abs=0.02)
+    assert float(np.mean(mx.roc_auc(noise, small))) == pytest.approx(0.5, abs=0.03)
+    assert float(np.mean(mx.auprc_lift(noise, small))) > 1.3     # few pixels: AP's floor rises
