@@ -76,6 +76,11 @@ def test_known_truth_outputs(tiny_study):
     for e in kt["reliance"].values():
         for how in cfg.known_truth.infills:
             assert 0 <= e["lesion"][how]["flip_fraction"]["mean"] <= 1
+        s = e["marker_sufficiency"]          # the marker pasted into test negatives
+        assert s["negatives"] > 0 and 0 <= s["conflict_follows_marker"]["mean"] <= 1
+    with open(os.path.join(workdir, "sufficiency.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert {r["set"] for r in rows} >= {"marker_added_to_negative"}
     for method in cfg.methods:
         for arm in ("normal", "shortcut"):
             row = kt["shortcut"][method][arm]

@@ -57,6 +57,21 @@ class Inputs:
         masks = np.concatenate(masks).astype(np.float32)
         return masks.mean(0) if len(masks) else np.zeros(self.images.masks.shape[1:], np.float32)
 
+    def test_negatives(self, n: int) -> np.ndarray:
+        """The first ``n`` test negatives without a marker (stored order), uint8 [m, H, W, 1]:
+        the images known truth pastes a marker into (sufficiency)."""
+        keys = ("image", "label") + (("marker",) if self.images.markers is not None else ())
+        batches = sd.evaluation_batches(self.splits["test"], 128, keys=keys)
+        out = []
+        for i in range(len(batches)):
+            b = batches[i]
+            keep = (b["label"] == 0) & ((b["marker"] == 0) if "marker" in b else True)
+            out.append(b["image"][keep])
+            if sum(len(o) for o in out) >= n:
+                break
+        return np.concatenate(out)[:n] if out else np.zeros((0,) + self.images.pixels.shape[1:],
+                                                             np.uint8)
+
     def training_masks(self) -> np.ndarray:
         """The training positives' masks, bool [M, H, W] (the average-mask baseline)."""
         batches = sd.evaluation_batches(self.splits["train"], 128, keys=("label", "mask"))

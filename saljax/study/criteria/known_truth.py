@@ -6,7 +6,11 @@ positives, a marker on about half, independent of the label):
 * **reliance**: every model of both arms (the first architecture's true-label replicates, the
   "normal" arm, and its replicates trained on the shortcut variant, the "shortcut" arm), with
   the lesion, or the marker, removed by in-distribution infill: the explained class's
-  probability and logit drops and whether the prediction flips;
+  probability and logit drops and whether the prediction flips (necessity);
+* **sufficiency and the conflict set**: a marker pasted (from a study image that carries one,
+  at its place) into test negatives without one, and whether the model then predicts
+  positive; with the study's positives that carry no marker (lesion without marker), how
+  often the model follows the marker where marker and lesion disagree;
 * **lesion and marker AUPRC**: each method's trained maps against the lesion mask and the
   marker's square (images with a marker), and the average training marker mask's AUPRC (the
   baseline); a map *reveals the marker* when its marker AUPRC is above both its lesion AUPRC
@@ -26,6 +30,7 @@ import saljax.saliency as ss
 from saljax import data as sd
 from saljax import faithfulness
 from saljax.data import to_model_input
+from saljax.faithfulness.forward import logits
 from saljax.models import checkpoint as model_checkpoint
 from saljax.saliency.infill import INFILLS
 from saljax.study import statistics
@@ -43,13 +48,31 @@ KEY_SEED_OFFSET = 2          # infill and ROAD noise: key(config.seed + this)
 class KnownTruthResults:
     """Per image: ``reliance[(arm, model, region, infill)]`` ({field: [n]}, the region's
     images only), ``auprc[(method, arm, model)]`` ({"lesion", "marker": [n]}, marker NaN
-    without one), ``marker_baseline[arm]`` ([n]), ``road[method]`` (ROAD's output)."""
+    without one), ``marker_baseline[arm]`` ([n]), ``road[method]`` (ROAD's output),
+    ``sufficiency[(arm, model)]`` ({"positive", "positive_added": [negatives] bool,
+    "lesion_only_positive": [positives without a marker] bool})."""
     ids: tuple
     has_marker: np.ndarray
     reliance: dict
     auprc: dict
     marker_baseline: dict
     road: dict
+    sufficiency: dict = dataclasses.field(default_factory=dict)
+
+    def sufficiency_rows(self) -> list[dict]:
+        """sufficiency.csv: per model, each negative with a marker pasted in and each
+        positive without a marker: whether the model predicts positive."""
+        rows = []
+        for (arm, model), v in self.sufficiency.items():
+            rows += [{"arm": arm, "model": model, "set": "marker_added_to_negative",
+                      "image": f"negative{j}", "positive_before": bool(b),
+                      "positive": bool(a)}
+                     for j, (b, a) in enumerate(zip(v["positive"], v["positive_added"]))]
+            lone = [i for i, m in zip(self.ids, self.has_marker) if not m]
+            rows += [{"arm": arm, "model": model, "set": "lesion_without_marker", "image": i,
+                      "positive_before": bool(p), "positive": bool(p)}
+                     for i, p in zip(lone, v["lesion_only_positive"])]
+        return rows
 
     def reliance_rows(self) -> list[dict]:
         rows = []
@@ -109,14 +132,16 @@ def evaluate(study) -> KnownTruthResults | None:
     if study.shortcut_path:
         average["shortcut"] = study.data.average_marker(study.shortcut_path)
     return _evaluate(study.config, study.store, by_arm, study.methods, study.data.images,
-                     average, study.progress)
+                     average, study.progress,
+                     negatives=study.data.test_negatives(study.config.known_truth.images))
 
 
 def _evaluate(config, store, models: dict, methods, images, average_markers: dict,
-              progress: bool = True) -> KnownTruthResults:
+              progress: bool = True, negatives=None) -> KnownTruthResults:
     """``models``: ``{arm: [TrainedClassifier]}``; ``images``: the study's
     :class:`~saljax.study.inputs.StudyImages` (with markers); ``average_markers``: ``{arm:
-    the average marker square of that arm's training images}``."""
+    the average marker square of that arm's training images}``; ``negatives``: test negatives
+    without a marker, uint8 [m, H, W, 1] (None: no sufficiency)."""
     kt = config.known_truth
     n = min(kt.images, len(images))
     images = dataclasses.replace(images, ids=images.ids[:n], pixels=images.pixels[:n],
@@ -124,11 +149,15 @@ def _evaluate(config, store, models: dict, methods, images, average_markers: dic
     x = to_model_input(images.pixels)
     targets = None if config.target < 0 else np.full(n, config.target, np.int32)
     key = jax.random.key(config.seed + KEY_SEED_OFFSET)
-    reliance, auprc, road = {}, {}, {}
+    reliance, auprc, road, sufficiency = {}, {}, {}, {}
+    has_marker = images.markers.reshape(n, -1).any(-1)
     for arm in ARMS:
         for m in tqdm(models.get(arm, []), desc=f"known truth ({arm})", disable=not progress):
             model, variables, _ = model_checkpoint.load(m.path)
             reliance.update(_reliance(kt, arm, m, model, variables, x, images, targets, key))
+            if negatives is not None and len(negatives) and has_marker.any():
+                sufficiency[(arm, m.id)] = _sufficiency(model, variables, x, images.markers,
+                                                        has_marker, negatives)
             for method in methods:
                 gray = store.gray(m.id, "trained", method, n)
                 auprc[(method, arm, m.id)] = {
@@ -138,8 +167,23 @@ def _evaluate(config, store, models: dict, methods, images, average_markers: dic
                 road = _road(kt, store, m, model, variables, x, methods, targets, key)
     baseline = {arm: score_maps(avg, images.markers)["auprc"]
                 for arm, avg in average_markers.items() if arm in models}
-    return KnownTruthResults(images.ids, images.markers.reshape(n, -1).any(-1), reliance,
-                             auprc, baseline, road)
+    return KnownTruthResults(images.ids, has_marker, reliance, auprc, baseline, road,
+                             sufficiency)
+
+
+def _sufficiency(model, variables, x, markers, has_marker, negatives) -> dict:
+    """Negative k gets the marker of the k-th (cyclically) study image that carries one, at
+    its place; the study images without a marker are the lesion-without-marker half of the
+    conflict set."""
+    donors = np.flatnonzero(has_marker)[np.arange(len(negatives)) % int(has_marker.sum())]
+    s = faithfulness.sufficiency(model, variables, to_model_input(negatives), markers[donors],
+                                 x[donors])
+    lone = x[~has_marker]
+    v = {k: variables[k] for k in ("params", "batch_stats") if k in variables}
+    alone = (np.asarray(logits(model, v, lone)).argmax(-1) == 1 if len(lone)
+             else np.zeros(0, bool))
+    return {"positive": np.asarray(s["positive"]), "positive_added": np.asarray(
+        s["positive_added"]), "lesion_only_positive": alone}
 
 
 def _road(kt, store, m, model, variables, x, methods, targets, key) -> dict:
@@ -193,6 +237,15 @@ def summarize(results: KnownTruthResults, boot: dict) -> dict:
                      "area": statistics.summarize(r["area"], **boot)}
             for method, r in results.road.items()}
     road_images = len(next(iter(results.road.values()))["prob_full"]) if results.road else 0
+    for (arm, model), v in results.sufficiency.items():
+        turned = v["positive_added"][~v["positive"]].astype(np.float64)
+        follows = np.concatenate([v["positive_added"], ~v["lesion_only_positive"]])
+        reliance.setdefault(model, {"arm": arm})["marker_sufficiency"] = {
+            "turned_positive": statistics.summarize(turned, **boot),
+            "conflict_follows_marker": statistics.summarize(follows.astype(np.float64), **boot),
+            "negatives": int(len(v["positive"])),
+            "negatives_positive_before": float(np.mean(v["positive"])),
+            "lesion_without_marker": int(len(v["lesion_only_positive"]))}
     return {"images": len(results.ids), "road_images": road_images, "reliance": reliance,
             "shortcut": shortcut, "road": road}
 
@@ -206,7 +259,8 @@ def _tables(results) -> dict:
     if results is None:
         return {}
     return {"reliance.csv": results.reliance_rows(),
-            "lesion_marker_auprc.csv": results.auprc_rows(), "road.csv": results.road_rows()}
+            "lesion_marker_auprc.csv": results.auprc_rows(), "road.csv": results.road_rows(),
+            **({"sufficiency.csv": results.sufficiency_rows()} if results.sufficiency else {})}
 
 
 def _needs(study):

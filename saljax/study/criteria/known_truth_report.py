@@ -25,6 +25,21 @@ def section(summary) -> list[str]:
             for how, d in e.get(region, {}).items():
                 lines.append(f"| {model} | {e['arm']} | {region} | {how} | "
                              f"{fmt(d['flip_fraction']['mean'])} | {ci(d['prob_drop'])} |")
+    suff = {model: e for model, e in kt["reliance"].items() if "marker_sufficiency" in e}
+    if suff:
+        lines += ["", "Sufficiency: the marker pasted into test negatives without one (from a "
+                  "study image that carries it, at its place): the share turned positive. "
+                  "Conflict set: those images (marker without lesion) and the study's positives "
+                  "without a marker (lesion without marker): the share of predictions that "
+                  "follow the marker (95% CI). Removal alone misses a model that uses the "
+                  "marker or the lesion.", "",
+                  "| model | arm | negatives | already positive | turned positive (of the "
+                  "rest) | follows the marker (conflict set) |", "|---|---|---|---|---|---|"]
+        for model, e in suff.items():
+            s = e["marker_sufficiency"]
+            lines.append(f"| {model} | {e['arm']} | {s['negatives']} | "
+                         f"{fmt(s['negatives_positive_before'])} | {ci(s['turned_positive'])} | "
+                         f"{ci(s['conflict_follows_marker'])} |")
     s = kt["shortcut"]
     arms = list(s["marker_baseline_auprc"])
     lines += ["", "### Do the maps show it? Lesion and marker AUPRC", "",
