@@ -23,7 +23,7 @@ from saljax import metrics
 from saljax.study import statistics, verdict as verdicts
 from saljax.study.criteria.collapsed import collapsed
 from saljax.study.criteria.criterion import Criterion, Entry
-from saljax.study.criteria.randomization import PAIR_SEED_OFFSET, pair_values
+from saljax.study.criteria.randomization import line_pairs
 from saljax.study.criteria.render import baseline_label, ci, fmt, plt, save
 from saljax.study.fields import choice
 
@@ -114,12 +114,7 @@ def evaluate(study) -> AgreementResults:
                 left_out[(kind, method, a, b)] = int(blank.sum())
                 for x, g in ((a, ga), (b, gb)):
                     if (method, x) not in lines:
-                        lines[(method, x)] = pair_values(
-                            g, jax.random.fold_in(jax.random.key(config.seed + PAIR_SEED_OFFSET),
-                                                  index[x]),
-                            config.random_pairs_per_image or config.random_pairs, ssim_kwargs,
-                            per_image=config.random_pairs_per_image > 0,
-                            left_out=collapsed(g) if exclude else None)
+                        lines[(method, x)] = line_pairs(config, g, index[x], ssim_kwargs)
     maps = study.localizer_maps
     baseline = {(a, b): pair_ssim(maps[a][:n_eval], maps[b][:n_eval], ssim_kwargs)
                 for a, b in itertools.combinations(range(len(maps)), 2)}

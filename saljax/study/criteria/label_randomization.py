@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 
-import jax
 import numpy as np
 
 from saljax.study import statistics, verdict as verdicts
 from saljax.study.criteria.agreement import pair_ssim
 from saljax.study.criteria.collapsed import collapsed
-from saljax.study.criteria.randomization import PAIR_SEED_OFFSET, pair_values
+from saljax.study.criteria.randomization import line_pairs
 from saljax.study.criteria.criterion import Criterion, Entry
 from saljax.study.criteria.render import ci, fmt
 
@@ -65,12 +64,7 @@ def evaluate(study) -> LabelResults | None:
             out[(method, a, b)] = (np.where(collapsed(ga) | collapsed(gb), np.nan, v)
                                    if exclude else v)
             if (method, a) not in lines:    # the randomization criterion's pairs of model a
-                lines[(method, a)] = pair_values(
-                    ga, jax.random.fold_in(jax.random.key(config.seed + PAIR_SEED_OFFSET),
-                                           index[a]),
-                    config.random_pairs_per_image or config.random_pairs, study.ssim,
-                    per_image=config.random_pairs_per_image > 0,
-                    left_out=collapsed(ga) if exclude else None)
+                lines[(method, a)] = line_pairs(config, ga, index[a], study.ssim)
     return LabelResults(tuple(study.data.images.ids[:n_eval]), out, lines)
 
 

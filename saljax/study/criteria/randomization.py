@@ -82,11 +82,17 @@ def pair_values(gray, key, n_pairs: int, ssim_kwargs: dict, per_image: bool = Fa
     return values
 
 
-def pass_line(gray, key, n_pairs: int, ssim_kwargs: dict, per_image: bool = False,
-              chunk: int = 256) -> float:
-    """The mean of :func:`pair_values`: the random-pair pass line of one model's maps."""
-    return float(np.nanmean(pair_values(gray, key, n_pairs, ssim_kwargs, per_image,
-                                        chunk=chunk)))
+def line_pairs(config, gray, index: int, ssim_kwargs: dict) -> np.ndarray:
+    """The study's random pairs of one model's trained maps [N, H, W], as :func:`pair_values`:
+    ``config.random_pairs`` pairs (or ``random_pairs_per_image`` per image) drawn from
+    ``fold_in(key(seed + PAIR_SEED_OFFSET), index)``, ``index`` the model's place among the
+    classifiers, a pair with a collapsed map NaN when ``collapsed_maps="exclude"``. Every
+    criterion that needs a model's pass line draws it here, so they draw the same pairs."""
+    per_image = config.random_pairs_per_image
+    return pair_values(gray, jax.random.fold_in(jax.random.key(config.seed + PAIR_SEED_OFFSET),
+                                                index),
+                       per_image or config.random_pairs, ssim_kwargs, per_image=per_image > 0,
+                       left_out=collapsed(gray) if config.collapsed_maps == "exclude" else None)
 
 
 def verdict(level_ssim_means, line: float) -> str:
@@ -149,7 +155,6 @@ def evaluate(study) -> RandomizationResults:
     ``config.random_pairs`` pairs, or ``config.random_pairs_per_image`` per image when > 0
     (from ``fold_in(key(seed + 1), k)``, k the model's index among those classifiers)."""
     config, store, n_eval, ssim_kwargs = study.config, study.store, study.n_eval, study.ssim
-    pairs_per_image, seed = config.random_pairs_per_image, config.seed
     exclude = config.collapsed_maps == "exclude"
     sims, pairs, left_out = {}, {}, {}
     classifiers = study.full
@@ -160,10 +165,7 @@ def evaluate(study) -> RandomizationResults:
             g0 = store.gray(m.id, "trained", method, n_eval)
             s0 = store.signed(m.id, "trained", method, n_eval)
             blank0 = collapsed(g0)
-            pairs[(method, m.id)] = pair_values(
-                g0, jax.random.fold_in(jax.random.key(seed + PAIR_SEED_OFFSET), mi),
-                pairs_per_image or config.random_pairs, ssim_kwargs,
-                per_image=pairs_per_image > 0, left_out=blank0 if exclude else None)
+            pairs[(method, m.id)] = line_pairs(config, g0, mi, ssim_kwargs)
             grays = [store.gray(m.id, st.name, method, n_eval) for st in sets]
             sim = similarity(   # every setting's maps against the trained ones, in few calls
                 np.concatenate(grays), np.concatenate([g0] * len(sets)),
