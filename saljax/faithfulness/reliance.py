@@ -4,18 +4,20 @@ and after a known region (the lesion, the marker) is removed by in-distribution 
 from __future__ import annotations
 
 import functools
+import warnings
 
 import jax
 import jax.numpy as jnp
 
 from saljax.faithfulness.forward import logits
-from saljax.saliency.infill import infill
+from saljax.saliency.infill import NOISE, RESIDUAL_LIMIT, infill
 
 
-@functools.partial(jax.jit, static_argnames="method")
-def _removed(images, regions, key, method):
+@functools.partial(jax.jit, static_argnames=("method", "noise", "match"))
+def _removed(images, regions, key, method, noise, match):
     keys = jax.random.split(key, images.shape[0])
-    return jax.vmap(lambda x, m, k: infill(method, x, m, k))(images, regions, keys)
+    return jax.vmap(lambda x, m, k: infill(method, x, m, k, noise, match))(images, regions,
+                                                                          keys)
 
 
 @jax.jit
@@ -28,14 +30,16 @@ def _compare(before, after, targets):
 
 
 def reliance(model, variables, images, regions, targets=None, *, infill_method="noisy_linear",
-             key=None) -> dict:
+             key=None, noise: float = NOISE, match: bool = False) -> dict:
     """Per image, the explained class's logit and probability with and without ``regions``,
     and whether the prediction flips when they are removed.
 
     ``images`` [B, H, W, C] model inputs, ``regions`` bool [B, H, W] (True: removed),
     ``targets`` [B] (None: the predicted class); ``infill_method``: ``"noisy_linear"`` (ROAD's,
-    noise from ``key``) or ``"blur"``. Returns ``{"logit", "logit_removed", "prob",
-    "prob_removed", "flipped"}``, each [B]. The infill and the comparison are jitted; the
+    noise from ``key`` of sd ``noise`` or matched to the image's with ``match``) or ``"blur"``.
+    Returns ``{"logit", "logit_removed", "prob", "prob_removed", "flipped", "residual"}``, each
+    [B] (``residual``: the imputation solve's relative residual; one above
+    ``infill.RESIDUAL_LIMIT`` warns). The infill and the comparison are jitted; the
     model runs through :func:`saljax.faithfulness.forward.logits` (one program per model).
     """
     images = jnp.asarray(images, jnp.float32)
@@ -46,8 +50,12 @@ def reliance(model, variables, images, regions, targets=None, *, infill_method="
     targets = (jnp.full(images.shape[0], -1, jnp.int32) if targets is None
                else jnp.asarray(targets, jnp.int32))
     v = {k: variables[k] for k in ("params", "batch_stats") if k in variables}
-    removed = _removed(images, regions, key, infill_method)
-    return _compare(logits(model, v, images), logits(model, v, removed), targets)
+    removed, residual = _removed(images, regions, key, infill_method, float(noise), bool(match))
+    if float(jnp.max(residual)) > RESIDUAL_LIMIT:
+        warnings.warn(f"reliance: the imputation's linear solve did not converge (worst "
+                      f"relative residual {float(jnp.max(residual)):.2g} > {RESIDUAL_LIMIT})")
+    return {**_compare(logits(model, v, images), logits(model, v, removed), targets),
+            "residual": residual}
 
 
 @jax.jit
