@@ -327,3 +327,27 @@ def test_synthetic_dataset_builds_and_loads_with_grain(tmp_path):
     assert epoch1 != epoch2                                                      # reshuffled
     x = np.asarray(sd.to_model_input(batches[0]["image"]))
     assert x.shape == (8, 48, 48, 3) and x.min() >= -1 and x.max() <= 1
+
+
+def test_synthetic_shortcut_options_make_the_marker_the_only_reliable_cue():
+    """lesion_absent: that share of positives carries no lesion (and stays positive);
+    marker_size: the plate's side; strength 1.0: the marker is exactly the label; bad values
+    are refused naming the option."""
+    from saljax.data.synthetic_images import SyntheticConfig, example
+
+    cfg = SyntheticConfig(size=96, marker="shortcut", shortcut_strength=1.0, lesion_absent=0.75,
+                          marker_size=0.125, marker_corner="top_right")
+    exs = [example(3, i, cfg) for i in range(200)]
+    positives = [e for e in exs if e["label"]]
+    absent = np.mean([not e["mask"].any() for e in positives])
+    assert 0.6 < absent < 0.9                                   # about 3 in 4
+    assert all(e["marker"] == e["label"] for e in exs)          # strength 1: the label itself
+    sides = {int(np.sqrt(e["marker_mask"].sum())) for e in exs if e["marker"]}
+    assert sides == {12}                                        # 96 / 8
+    corners = {tuple(np.argwhere(e["marker_mask"])[0]) for e in exs if e["marker"]}
+    assert len(corners) == 1                                    # a fixed place
+    for bad, match in ((dict(lesion_absent=1.0), "lesion_absent"),
+                       (dict(marker_size=0.3), "marker_size"),
+                       (dict(shortcut_strength=1.2), "shortcut_strength")):
+        with pytest.raises(ValueError, match=match):
+            SyntheticConfig(size=96, **bad)

@@ -2,10 +2,14 @@
 
 A thorax-like background (body, two lung fields, mediastinum and spine, ribs, soft-tissue
 texture); positives carry one or more opacities inside the lungs, whose masks and boxes are known
-to the pixel; negatives none. Optional: a distractor marker (an "R" plate near a random corner)
-independent of the label, or, in the shortcut variant, correlated with it in training and
-validation (and independent in the test split, ``test_marker="random"``), so that a model can
-learn the marker instead of the lesion; its square is known to the pixel too.
+to the pixel; negatives none. Optional: a distractor marker (an "R" plate near a random corner, or always at
+the top right) independent of the label, or, in the shortcut variant, correlated with it in
+training and validation (and independent in the test split, ``test_marker="random"``), so that a
+model can learn the marker instead of the lesion; its square is known to the pixel too. To make
+the marker the easier and the only reliable cue (a shortcut model), a share of the positives can
+carry no visible lesion (``lesion_absent``; their mask is empty and they stay positive), the
+lesions can be faint (``lesion_contrast``), the marker larger (``marker_size``) and at a fixed
+place (``marker_corner="top_right"``).
 
 Every example depends only on (seed, index): datasets are reproducible and any process can
 generate any slice of them.
@@ -26,10 +30,14 @@ class SyntheticConfig:
     max_lesions: int = 2
     lesion_radius: tuple = (0.05, 0.10)
     lesion_contrast: float = 0.35          # peak brightening, in units of the image range
+    lesion_absent: float = 0.0             # share of positives drawn without a visible lesion
+                                           # (label 1, empty mask: the marker's cue alone)
     marker: str = "none"                   # "none", "random" (independent) or "shortcut"
     marker_probability: float = 0.5        # "random": P(marker)
     shortcut_strength: float = 0.9         # "shortcut": P(marker | positive) = P(none | negative)
     marker_corner: str = "random"          # "random" (any corner, jittered) or "top_right"
+    marker_size: float = 1 / 16            # the plate's side, a fraction of the image side
+                                           # (at least 4 px)
     test_marker: str = ""                  # the test split's marker ("": as ``marker``); e.g.
                                            # "random" for a shortcut learned in training only
     noise: float = 0.03
@@ -45,6 +53,15 @@ class SyntheticConfig:
                              f"{self.marker_corner!r}")
         if self.size < 32:
             raise ValueError(f"synthetic images need at least 32 px, got {self.size}")
+        if not 0 <= self.shortcut_strength <= 1:
+            raise ValueError(f"shortcut_strength is a probability in [0, 1], got "
+                             f"{self.shortcut_strength}")
+        if not 0 <= self.lesion_absent < 1:
+            raise ValueError(f"lesion_absent is a share of the positives in [0, 1), got "
+                             f"{self.lesion_absent}")
+        if not 0 < self.marker_size <= 0.25:
+            raise ValueError(f"marker_size must be a fraction of the side in (0, 0.25], got "
+                             f"{self.marker_size}")
         lo, hi = self.lesion_radius
         if not 0 < lo <= hi < 0.3:
             raise ValueError(f"lesion_radius must satisfy 0 < min <= max < 0.3, got {lo, hi}")
@@ -136,9 +153,10 @@ def _marker_corner(rng, s: int, m: int, corner: str) -> tuple[int, int]:
     return (int(dy) if top else s - m - int(dy)), (int(dx) if left else s - m - int(dx))
 
 
-def _draw_marker(rng, image, s: int, corner: str) -> np.ndarray:
-    """An "R" plate near a corner (in place); returns its square, bool [s, s]."""
-    m = max(4, s // 16)
+def _draw_marker(rng, image, s: int, corner: str, size: float) -> np.ndarray:
+    """An "R" plate of side ``size`` x ``s`` (at least 4 px) near a corner (in place); returns
+    its square, bool [s, s]."""
+    m = max(4, int(s * size + 1e-9))
     y0, x0 = _marker_corner(rng, s, m, corner)
     plate = np.zeros((m, m))
     plate[:, : max(1, m // 4)] = 1
@@ -161,12 +179,14 @@ def example(seed: int, index: int, config: SyntheticConfig = SyntheticConfig()) 
     label = int(rng.random() < config.positive_fraction)
     image, lungs = _thorax(rng, yy, xx, s)
     mask, boxes = np.zeros((s, s), bool), []
-    if label:
+    absent = bool(label and config.lesion_absent and rng.random() < config.lesion_absent)
+    if label and not absent:
         mask, boxes = _add_lesions(rng, image, lungs, yy, xx, config)
         if not mask.any():  # every attempt fell apart: make it an honest negative
             label = 0
     marker = _has_marker(rng, label, config)
-    marker_mask = (_draw_marker(rng, image, s, config.marker_corner) if marker
+    marker_mask = (_draw_marker(rng, image, s, config.marker_corner, config.marker_size)
+                   if marker
                    else np.zeros((s, s), bool))
     image += config.noise * rng.normal(size=image.shape)
     image = np.clip(image, 0, 1)
