@@ -96,19 +96,28 @@ def default_config() -> ml_collections.ConfigDict:
 
 def known_truth_defaults() -> ml_collections.ConfigDict:
     # Known truth (synthetic data only): what the models really use (reliance on the lesion and
-    # the marker, removed by in-distribution infill), a shortcut arm (replicates of the first
-    # architecture trained where the marker predicts the label), each method's AUPRC against
-    # the lesion and the marker, and ROAD faithfulness curves.
+    # the marker: removed by in-distribution infill, the marker added to negatives, the conflict
+    # set), a shortcut arm (replicates of the first architecture trained where the marker
+    # predicts the label), each method's scores against the lesion and the marker, and ROAD.
     return ml_collections.ConfigDict(dict(
         enabled=False,
         shortcut_seeds=(0,),           # the shortcut arm's replicates; () for none
-        shortcut_strength=0.9,         # P(marker | positive) = P(no marker | negative)
+        # P(marker | positive) = P(no marker | negative) in the shortcut arm's training data;
+        # several values make one shortcut arm each (a dose-response: shortcut50, shortcut80...)
+        shortcut_strengths=(1.0,),
+        # the shortcut arm's data besides the marker (synthetic options): most positives show
+        # no lesion and the others a faint one, so that the marker is the easier and the only
+        # reliable cue
+        shortcut_data=dict(lesion_absent=0.75, lesion_contrast=0.25),
         shortcut_train={},             # train overrides for the shortcut arm (e.g. epochs)
-        images=16,                     # evaluation images for reliance and AUPRC
+        images=16,                     # evaluation images for reliance and map scores
         road_images=16,                # the first of them for ROAD and its references
         infills=("noisy_linear", "blur"),
         road_fractions=(0.1, 0.3, 0.5, 0.7, 0.9),
-        road_noise=0.01,
+        road_noise=0.02,               # imputation noise sd, model-input units (ROAD's 0.01 of
+                                       # a [0, 1] image); reliance's noisy_linear infill too
+        road_match_noise=False,        # True: the noise sd matched to each image's own noise
+        road_ranking="signed",         # ROAD's; "absolute": the maps' magnitudes
         occlusion_size=16,             # the occlusion-with-infill reference map for ROAD
         occlusion_stride=8))
 

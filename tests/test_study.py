@@ -65,8 +65,9 @@ def test_the_study_writes_every_output(tiny_study):
 
 @pytest.mark.slow
 def test_known_truth_outputs(tiny_study):
-    """Reliance on the lesion and the marker for both arms, lesion / marker AUPRC with the
-    verdict, ROAD with its random and occlusion references: in CSVs, summary.json, the report."""
+    """Reliance on the lesion and the marker for both arms, what each arm uses, the maps' region
+    scores and whether they reveal it, ROAD with its random and occlusion references: in CSVs,
+    summary.json, the report."""
     workdir, summary = tiny_study
     kt = summary["known_truth"]
     cfg = load(TINY)
@@ -81,12 +82,30 @@ def test_known_truth_outputs(tiny_study):
     with open(os.path.join(workdir, "sufficiency.csv")) as f:
         rows = list(csv.DictReader(f))
     assert {r["set"] for r in rows} >= {"marker_added_to_negative"}
+    with open(os.path.join(workdir, "region_scores.csv")) as f:
+        scores = list(csv.DictReader(f))
     for method in cfg.methods:
         for arm in ("normal", "shortcut"):
-            row = kt["shortcut"][method][arm]
-            assert row["reveals_marker"] == (row["marker_auprc"] > row["lesion_auprc"] and
-                                             row["marker_auprc"] >
-                                             kt["shortcut"]["marker_baseline_auprc"][arm])
+            for region in ("lesion", "marker"):    # the summary's mean is the CSV's
+                rows = [r for r in scores if (r["method"], r["arm"], r["region"]) ==
+                        (method, arm, region)]
+                per_image = {}
+                for r in rows:
+                    per_image.setdefault(r["image"], []).append(float(r["auroc"]))
+                means = [np.mean(v) for v in per_image.values() if np.isfinite(v).all()]
+                np.testing.assert_allclose(
+                    kt["scores"][method][arm][region]["auroc"]["mean"], np.mean(means),
+                    atol=1e-9)
+            said = kt["reveals"][arm][method]
+            assert said["uses"] == kt["arms"][arm]["uses"]
+            if said["reveals"] is not None:
+                tests = (said["auroc"]["saljax"], said["auroc_gap"]["saljax"])
+                assert said["reveals"] == ("yes" if tests == ("pass", "pass") else
+                                           "no" if "fail" in tests else "inconclusive")
+    for arm, e in kt["arms"].items():
+        assert e["shortcut_model"] == (e["turned_positive"]["mean"] >= 0.8 and
+                                       e["conflict_follows_marker"]["mean"] >= 0.8)
+    assert kt["infill_residual"] < 1e-3
     assert set(kt["road"]) == set(cfg.methods) | set(cfg.null_maps) | {"random",
                                                                       "occlusion_infill"}
     for r in kt["road"].values():
@@ -95,7 +114,7 @@ def test_known_truth_outputs(tiny_study):
         np.testing.assert_allclose(r["area"]["mean"],
                                    np.mean(np.subtract(r["lerf_prob"], r["morf_prob"])),
                                    atol=1e-6)
-    for name in ("reliance.csv", "lesion_marker_auprc.csv", "road.csv"):
+    for name in ("reliance.csv", "region_scores.csv", "road.csv"):
         with open(os.path.join(workdir, name)) as f:
             assert len(list(csv.DictReader(f))) > 0, name
     text = open(os.path.join(workdir, "report.md")).read()

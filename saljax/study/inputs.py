@@ -142,18 +142,32 @@ def _synthetic(config, data_dir: str, **changes) -> str:
                     counts=tuple(tuple(c) for c in s.counts), **{**options, **changes})
 
 
-def build_shortcut_data(config, workdir) -> str | None:
-    """The shortcut arm's training data (known truth): the study's synthetic data with the
-    marker on ``shortcut_strength`` of the positives and ``1 - shortcut_strength`` of the
-    negatives; built once into the workdir's ``data``. None when there is no shortcut arm."""
+def shortcut_arms(config) -> dict:
+    """``{arm: strength}``: the shortcut arms of known truth, one per
+    ``known_truth.shortcut_strengths`` (``"shortcut"`` alone, or ``"shortcut50"``,
+    ``"shortcut80"``, ... for a sweep); empty without known truth or shortcut seeds."""
     kt = config.known_truth
     if not (kt.enabled and kt.shortcut_seeds):
-        return None
-    if config.dataset != "synthetic_cxr":
+        return {}
+    strengths = [float(s) for s in kt.shortcut_strengths]
+    if len(strengths) == 1:
+        return {"shortcut": strengths[0]}
+    return {f"shortcut{round(100 * s)}": s for s in strengths}
+
+
+def build_shortcut_data(config, workdir) -> dict:
+    """Each shortcut arm's training data, ``{arm: built dataset}`` (known truth): the study's
+    synthetic data with the marker on ``strength`` of the positives and ``1 - strength`` of the
+    negatives, and ``known_truth.shortcut_data``'s options; built once into the workdir's
+    ``data``."""
+    arms = shortcut_arms(config)
+    if arms and config.dataset != "synthetic_cxr":
         raise ValueError("known_truth needs the synthetic data (dataset synthetic_cxr): only there "
                          "are the lesion and the marker known to the pixel")
-    return _synthetic(config, workdir.data, marker="shortcut",
-                      shortcut_strength=kt.shortcut_strength)
+    extra = dict(config.known_truth.shortcut_data)
+    return {arm: _synthetic(config, workdir.data, **{**extra, "marker": "shortcut",
+                                                     "shortcut_strength": s})
+            for arm, s in arms.items()}
 
 
 def study_images(splits, config) -> StudyImages:

@@ -18,7 +18,9 @@ from saljax.study.workdir import Workdir
 from saljax.training import classifier
 
 
-VARIANTS = ("", "permuted", "shortcut")
+def is_shortcut(variant: str) -> bool:
+    """Whether a variant is one of known truth's shortcut arms (``shortcut``, ``shortcut80``)."""
+    return variant.startswith("shortcut")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,8 +28,8 @@ class TrainedClassifier:
     """One replicate classifier: ``id`` ``<arch>_seed<seed>``, its model directory and its
     validation AUC (None until it is trained). A ``variant`` of the first architecture is
     trained on permuted labels (``"permuted"``, the MIDL comparison) or on the shortcut
-    variant of the synthetic data (``"shortcut"``, known truth); its id is
-    ``<arch>_<variant>_seed<seed>``."""
+    variant of the synthetic data (``"shortcut"``, or ``"shortcut80"`` in a sweep of the
+    marker's strength: known truth); its id is ``<arch>_<variant>_seed<seed>``."""
     id: str
     arch: str
     path: str
@@ -111,12 +113,12 @@ def _loaded(spec) -> list:
     return out
 
 
-def lineup(config, data_path: str, workdir: Workdir, shortcut_data: str | None = None,
+def lineup(config, data_path: str, workdir: Workdir, shortcut_data: dict | None = None,
            localization: bool = True) -> Lineup:
     """Every model of ``config.models`` (one entry per architecture: name, width, seeds, and
     optionally ``paths`` of saved models or ``train`` overrides), the first architecture's
-    variants (``permuted_label_seeds``; ``known_truth.shortcut_seeds``, trained on
-    ``shortcut_data``) and, with ``localization`` (a dataset with lesion masks), the
+    variants (``permuted_label_seeds``; ``known_truth.shortcut_seeds``, trained on each arm's
+    ``shortcut_data``, ``{arm: built dataset}``) and, with ``localization`` (a dataset with lesion masks), the
     localization baselines."""
     names = [spec["name"] for spec in config.models]
     if len(set(names)) != len(names):
@@ -127,10 +129,10 @@ def lineup(config, data_path: str, workdir: Workdir, shortcut_data: str | None =
     first = {**dict(config.models[0]), "paths": None}
     if config.permuted_label_seeds:   # the MIDL comparison
         families.append(({**first, "seeds": config.permuted_label_seeds}, "permuted"))
-    if config.known_truth.enabled and config.known_truth.shortcut_seeds:
-        train = {**first.get("train", {}), **config.known_truth.shortcut_train}
+    train = {**first.get("train", {}), **config.known_truth.shortcut_train}
+    for arm in shortcut_data or {}:        # known truth's shortcut arms
         families.append(({**first, "seeds": config.known_truth.shortcut_seeds, "train": train},
-                         "shortcut"))
+                         arm))
     for spec, variant in families:
         if spec.get("paths"):
             classifiers += _loaded(spec)
@@ -141,7 +143,7 @@ def lineup(config, data_path: str, workdir: Workdir, shortcut_data: str | None =
         dirs = [workdir.model(family, f"{name}_seed{s}") for s in spec["seeds"]]
         if not all(model_checkpoint.complete(p) for p in dirs):
             tc = _train_config(config, spec,
-                               shortcut_data if variant == "shortcut" else data_path)
+                               shortcut_data[variant] if is_shortcut(variant) else data_path)
             tc.label_randomization = tc.label_randomization or variant == "permuted"
             to_train[family] = (tc, train_dir)
         classifiers += [TrainedClassifier(f"{family}_seed{s}", name, p, variant=variant)

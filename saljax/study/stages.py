@@ -52,15 +52,15 @@ def run(config, workdir: str, *, progress: bool = True) -> dict | None:
     guard_config(where, config.to_json_best_effort(sort_keys=True))
     if hosts.writer:
         hosts.say("config")
-    data_path, shortcut_path = _datasets(config, where, hosts)
+    data_path, shortcut_paths = _datasets(config, where, hosts)
 
     data = inputs.prepare(config, data_path)                                   # 1. inputs
-    lineup = lineups.lineup(config, data.data_path, where, shortcut_path,      # 2. models
+    lineup = lineups.lineup(config, data.data_path, where, shortcut_paths,     # 2. models
                             localization=data.images.has_masks)
     plan = maps.schedule(config, lineup.classifiers, len(data.images), where,  # 3. maps
                          hosts.share)
     study = Study(config, where, lineup.classifiers, plan.settings, data, lineup.localizer,
-                  lineup.localizers, list(method_hparams(config)), shortcut_path, progress)
+                  lineup.localizers, list(method_hparams(config)), shortcut_paths, progress)
     segments = xrai_segments(config, plan, data.images, progress)
     try:
         steps = _steps(config, hosts, mesh, study, lineup, plan, segments)
@@ -122,13 +122,14 @@ def _steps(config, hosts, mesh, study, lineup, plan, segments) -> list[Step]:
 
 
 def _datasets(config, workdir: Workdir, hosts) -> tuple:
-    """The built dataset and the shortcut arm's (or None): built by process 0, read by the
-    others from its models.json."""
+    """The built dataset and the shortcut arms' (``{arm: path}``): built by process 0, read by
+    the others from its models.json."""
     if hosts.writer:
         return inputs.build_data(config, workdir), inputs.build_shortcut_data(config, workdir)
     hosts.hear("models", "process 0's trained models")
     info = files.read_json(workdir.models_index)
-    return tuple(workdir.resolve(info[k]) for k in ("data_path", "shortcut_data_path"))
+    return workdir.resolve(info["data_path"]), {
+        arm: workdir.resolve(p) for arm, p in info.get("shortcut_data_paths", {}).items()}
 
 
 def _publish(study, lineup, hosts) -> list:
@@ -138,7 +139,8 @@ def _publish(study, lineup, hosts) -> list:
     trained = [m.with_val_auc() for m in lineup.classifiers]
     files.write_json(where.models_index, {
         "data_path": where.relative(study.data.data_path),
-        "shortcut_data_path": where.relative(study.shortcut_path),
+        "shortcut_data_paths": {arm: where.relative(p)
+                                for arm, p in study.shortcut_paths.items()},
         "models": [{**dataclasses.asdict(m), "path": where.relative(m.path)} for m in trained],
         "localizers": [where.relative(p) for p in lineup.localizers]})
     hosts.say("models")

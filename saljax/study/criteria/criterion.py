@@ -33,7 +33,7 @@ class Study:
     localizer: Any
     localizer_paths: list
     methods: list
-    shortcut_path: str | None = None
+    shortcut_paths: dict = dataclasses.field(default_factory=dict)   # {arm: built dataset}
     progress: bool = True
     _localizer_maps: list | None = dataclasses.field(default=None, repr=False)
     _lock: Any = dataclasses.field(default_factory=threading.Lock, repr=False, compare=False)

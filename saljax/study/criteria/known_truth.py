@@ -3,18 +3,20 @@
 On the first ``known_truth.images`` evaluation images (ROAD: the first ``road_images``; test
 positives, a marker on about half, independent of the label):
 
-* **reliance**: every model of both arms (the first architecture's true-label replicates, the
-  "normal" arm, and its replicates trained on the shortcut variant, the "shortcut" arm), with
-  the lesion, or the marker, removed by in-distribution infill: the explained class's
-  probability and logit drops and whether the prediction flips (necessity);
+* **reliance**: every model of every arm (the first architecture's true-label replicates, the
+  "normal" arm, and its replicates trained on the shortcut variant, one "shortcut" arm per
+  ``shortcut_strengths``), with the lesion, or the marker, removed by in-distribution infill:
+  the explained class's probability and logit drops and whether the prediction flips
+  (necessity);
 * **sufficiency and the conflict set**: a marker pasted (from a study image that carries one,
   at its place) into test negatives without one, and whether the model then predicts
   positive; with the study's positives that carry no marker (lesion without marker), how
-  often the model follows the marker where marker and lesion disagree;
-* **lesion and marker AUPRC**: each method's trained maps against the lesion mask and the
-  marker's square (images with a marker), and the average training marker mask's AUPRC (the
-  baseline); a map *reveals the marker* when its marker AUPRC is above both its lesion AUPRC
-  and that baseline;
+  often the model follows the marker where marker and lesion disagree; from these, whether an
+  arm is a shortcut model and what it uses (:mod:`.known_truth_scores`);
+* **region scores**: each method's trained maps against the lesion mask and the marker's
+  square (AUROC, AUPRC over prevalence, pointing game, mass ratio, AUPRC), with intervals,
+  and whether each map reveals what its model uses; the average training marker mask's scores
+  as the baseline;
 * **ROAD** (:mod:`saljax.faithfulness.road`): MoRF and LeRF curves of each method's maps on the
   first normal-arm model, beside a random map and an occlusion map with in-distribution fill.
 """
@@ -30,34 +32,43 @@ import saljax.saliency as ss
 from saljax import data as sd
 from saljax import faithfulness
 from saljax.data import to_model_input
+from saljax.data.synthetic_images import SyntheticConfig
 from saljax.faithfulness.forward import logits
+from saljax.faithfulness.road import RANKINGS
 from saljax.models import checkpoint as model_checkpoint
 from saljax.saliency.infill import INFILLS
 from saljax.study import statistics
+from saljax.study.criteria import known_truth_scores as scoring
 from saljax.study.criteria.criterion import Criterion, Entry
 from saljax.study.criteria.known_truth_report import figures, section
-from saljax.study.criteria.utility import score_maps
 from saljax.study.fields import count
+from saljax.study.inputs import shortcut_arms
+from saljax.study.lineup import is_shortcut
 
-ARMS = ("normal", "shortcut")
 REGIONS = ("lesion", "marker")
 KEY_SEED_OFFSET = 2          # infill and ROAD noise: key(config.seed + this)
+# what the shortcut arm's data options may change (the rest is the study's data)
+SHORTCUT_DATA = ("lesion_absent", "lesion_contrast", "lesion_radius", "max_lesions",
+                 "positive_fraction", "noise")
 
 
 @dataclasses.dataclass
 class KnownTruthResults:
     """Per image: ``reliance[(arm, model, region, infill)]`` ({field: [n]}, the region's
-    images only), ``auprc[(method, arm, model)]`` ({"lesion", "marker": [n]}, marker NaN
-    without one), ``marker_baseline[arm]`` ([n]), ``road[method]`` (ROAD's output),
-    ``sufficiency[(arm, model)]`` ({"positive", "positive_added": [negatives] bool,
-    "lesion_only_positive": [positives without a marker] bool})."""
+    images only), ``scores[(method, arm, model)]`` ({"lesion", "marker": {score: [n]}}, marker
+    NaN without one), ``marker_baseline[arm]`` ({score: [n]}: the arm's average training marker
+    mask), ``road[method]`` (ROAD's output), ``sufficiency[(arm, model)]`` ({"positive",
+    "positive_added": [negatives] bool, "lesion_only_positive": [positives without a marker]
+    bool}), ``strengths[arm]`` (the marker's strength in the arm's training data; None for the
+    normal arm, whose marker is independent of the label)."""
     ids: tuple
     has_marker: np.ndarray
     reliance: dict
-    auprc: dict
+    scores: dict
     marker_baseline: dict
     road: dict
     sufficiency: dict = dataclasses.field(default_factory=dict)
+    strengths: dict = dataclasses.field(default_factory=dict)
 
     def sufficiency_rows(self) -> list[dict]:
         """sufficiency.csv: per model, each negative with a marker pasted in and each
@@ -82,12 +93,15 @@ class KnownTruthResults:
                       **{k: float(v[k][j]) for k in v}} for j, i in enumerate(ids)]
         return rows
 
-    def auprc_rows(self) -> list[dict]:
-        rows = [{"method": method, "arm": arm, "model": model, "image": i,
-                 "lesion_auprc": float(v["lesion"][j]), "marker_auprc": float(v["marker"][j])}
-                for (method, arm, model), v in self.auprc.items() for j, i in enumerate(self.ids)]
+    def score_rows(self) -> list[dict]:
+        """region_scores.csv: per method, model, image and region, every score; the average
+        marker mask's (method ``average_marker_mask``) beside them."""
+        rows = [{"method": method, "arm": arm, "model": model, "image": i, "region": region,
+                 **{s: float(v[region][s][j]) for s in scoring.SCORES}}
+                for (method, arm, model), v in self.scores.items() for region in REGIONS
+                for j, i in enumerate(self.ids)]
         rows += [{"method": "average_marker_mask", "arm": arm, "model": "baseline", "image": i,
-                  "lesion_auprc": float("nan"), "marker_auprc": float(v[j])}
+                  "region": "marker", **{s: float(v[s][j]) for s in scoring.SCORES}}
                  for arm, v in self.marker_baseline.items() for j, i in enumerate(self.ids)]
         return rows
 
@@ -110,27 +124,31 @@ def _reliance(kt, arm, m, model, variables, x, images, targets, key) -> dict:
             continue
         for how in kt.infills:
             r = faithfulness.reliance(model, variables, x, masks, targets, infill_method=how,
-                                      key=key)
+                                      key=key, noise=kt.road_noise, match=kt.road_match_noise)
             out[(arm, m.id, region, how)] = {k: np.asarray(v)[keep] for k, v in r.items()}
     return out
 
 
 def arms(models) -> dict:
-    """Known truth's arms: the first architecture's true-label replicates ("normal") and its
-    shortcut-trained ones."""
-    return {"normal": [m for m in models if not m.variant and m.arch == models[0].arch],
-            "shortcut": [m for m in models if m.variant == "shortcut"]}
+    """Known truth's arms, ``{arm: [TrainedClassifier]}``: the first architecture's true-label
+    replicates ("normal") and each shortcut arm's replicates (``"shortcut"``, or
+    ``"shortcut80"``... in a sweep of the marker's strength)."""
+    out = {"normal": [m for m in models if not m.variant and m.arch == models[0].arch]}
+    for m in models:
+        if is_shortcut(m.variant):
+            out.setdefault(m.variant, []).append(m)
+    return out
 
 
 def evaluate(study) -> KnownTruthResults | None:
-    """Both arms' reliance, lesion and marker AUPRC, and ROAD; None unless
+    """Every arm's reliance, sufficiency and region scores, and ROAD; None unless
     ``known_truth.enabled``."""
     if not study.config.known_truth.enabled:
         return None
     by_arm = {a: ms for a, ms in arms(study.models).items() if ms}
     average = {"normal": study.data.average_marker()}
-    if study.shortcut_path:
-        average["shortcut"] = study.data.average_marker(study.shortcut_path)
+    for arm, path in study.shortcut_paths.items():
+        average[arm] = study.data.average_marker(path)
     return _evaluate(study.config, study.store, by_arm, study.methods, study.data.images,
                      average, study.progress,
                      negatives=study.data.test_negatives(study.config.known_truth.images))
@@ -149,10 +167,10 @@ def _evaluate(config, store, models: dict, methods, images, average_markers: dic
     x = to_model_input(images.pixels)
     targets = None if config.target < 0 else np.full(n, config.target, np.int32)
     key = jax.random.key(config.seed + KEY_SEED_OFFSET)
-    reliance, auprc, road, sufficiency = {}, {}, {}, {}
+    reliance, scores, road, sufficiency = {}, {}, {}, {}
     has_marker = images.markers.reshape(n, -1).any(-1)
-    for arm in ARMS:
-        for m in tqdm(models.get(arm, []), desc=f"known truth ({arm})", disable=not progress):
+    for arm, arm_models in models.items():
+        for m in tqdm(arm_models, desc=f"known truth ({arm})", disable=not progress):
             model, variables, _ = model_checkpoint.load(m.path)
             reliance.update(_reliance(kt, arm, m, model, variables, x, images, targets, key))
             if negatives is not None and len(negatives) and has_marker.any():
@@ -160,15 +178,18 @@ def _evaluate(config, store, models: dict, methods, images, average_markers: dic
                                                         has_marker, negatives)
             for method in methods:
                 gray = store.gray(m.id, "trained", method, n)
-                auprc[(method, arm, m.id)] = {
-                    "lesion": score_maps(gray, images.masks)["auprc"],
-                    "marker": score_maps(gray, images.markers)["auprc"]}
+                scores[(method, arm, m.id)] = {
+                    "lesion": scoring.region_scores(gray, images.masks),
+                    "marker": scoring.region_scores(gray, images.markers)}
             if arm == "normal" and not road:
                 road = _road(kt, store, m, model, variables, x, methods, targets, key)
-    baseline = {arm: score_maps(avg, images.markers)["auprc"]
+    baseline = {arm: scoring.region_scores(np.broadcast_to(avg, images.markers.shape),
+                                           images.markers)
                 for arm, avg in average_markers.items() if arm in models}
-    return KnownTruthResults(images.ids, has_marker, reliance, auprc, baseline, road,
-                             sufficiency)
+    strengths = {"normal": None, **{a: s for a, s in shortcut_arms(config).items()
+                                    if a in models}}
+    return KnownTruthResults(images.ids, has_marker, reliance, scores, baseline, road,
+                             sufficiency, strengths)
 
 
 def _sufficiency(model, variables, x, markers, has_marker, negatives) -> dict:
@@ -188,18 +209,22 @@ def _sufficiency(model, variables, x, markers, has_marker, negatives) -> dict:
 
 def _road(kt, store, m, model, variables, x, methods, targets, key) -> dict:
     """ROAD of every method's maps on one model, and of a random and an occlusion-with-infill
-    map, on the same (first ``road_images``) images and with the same imputation noise."""
+    map, on the same (first ``road_images``) images with the same tie-breaking and imputation
+    noise; the maps as saved (``road_ranking="signed"``, ROAD's: summed over channels) or
+    their grayscale magnitudes (``"absolute"``)."""
     n = min(kt.road_images, x.shape[0])
     x = x[:n]
     targets = None if targets is None else targets[:n]
-    maps = {method: store.gray(m.id, "trained", method, n) for method in methods}
+    read = store.signed if kt.road_ranking == "signed" else store.gray
+    maps = {method: read(m.id, "trained", method, n) for method in methods}
     maps["random"] = np.asarray(jax.random.uniform(jax.random.fold_in(key, 1), x.shape[:3]))
     occlusion = ss.make("occlusion", model, size=kt.occlusion_size, stride=kt.occlusion_stride,
                         fill="blur", max_batch=256)
     maps["occlusion_infill"] = np.asarray(occlusion(variables, x, targets))
     return {method: faithfulness.road(model, variables, x, maps[method], targets,
                                       fractions=tuple(kt.road_fractions), key=key,
-                                      noise=kt.road_noise)
+                                      noise=kt.road_noise, match=kt.road_match_noise,
+                                      ranking=kt.road_ranking)
             for method in maps}
 
 
@@ -209,34 +234,19 @@ def _drops(v) -> dict:
             "logit_drop": v["logit"].astype(np.float64) - v["logit_removed"]}
 
 
-def summarize(results: KnownTruthResults, boot: dict) -> dict:
-    """summary.json's ``known_truth``: reliance per model (flip fraction and mean drops with
-    bootstrap CIs), the lesion/marker AUPRC table and its verdict per method and arm, and the
-    ROAD curves and areas per method (see docs/ARCHITECTURE.md)."""
+def summarize(results: KnownTruthResults, boot: dict, alpha: float = 0.05) -> dict:
+    """summary.json's ``known_truth``: ``reliance`` per model
+    (flip fraction and mean drops with bootstrap CIs; ``marker_sufficiency``), ``arms`` (each
+    arm's reliance over its models, whether it is a shortcut model and what it uses:
+    :func:`~.known_truth_scores.arm_reliance`), ``scores`` (every region score per method, arm
+    and region, with intervals; the average marker mask's as ``average_marker_mask``),
+    ``reveals`` (per arm and method), ``dose_response`` (per shortcut arm by strength, with
+    two or more), ``road`` (curves and areas per map) and ``infill_residual`` (the worst
+    imputation solve's relative residual)."""
     reliance = {}
     for (arm, model, region, how), v in results.reliance.items():
         entry = reliance.setdefault(model, {"arm": arm}).setdefault(region, {})
         entry[how] = {k: statistics.summarize(d, **boot) for k, d in _drops(v).items()}
-    shortcut = {"marker_baseline_auprc": {arm: float(np.nanmean(v))
-                                          for arm, v in results.marker_baseline.items()}}
-    for method in dict.fromkeys(k[0] for k in results.auprc):
-        for arm in dict.fromkeys(k[1] for k in results.auprc):
-            values = [v for (me, a, _), v in results.auprc.items() if me == method and a == arm]
-            lesion = float(np.nanmean([np.nanmean(v["lesion"]) for v in values]))
-            marker = float(np.nanmean([np.nanmean(v["marker"]) for v in values]))
-            base = shortcut["marker_baseline_auprc"][arm]
-            shortcut.setdefault(method, {})[arm] = {
-                "lesion_auprc": lesion, "marker_auprc": marker,
-                "reveals_marker": bool(marker > lesion and marker > base)}
-    road = {method: {"fractions": list(r["fractions"]),
-                     "morf_prob": r["morf"]["prob"].mean(0).tolist(),
-                     "lerf_prob": r["lerf"]["prob"].mean(0).tolist(),
-                     "morf_accuracy": r["morf"]["correct"].mean(0).tolist(),
-                     "lerf_accuracy": r["lerf"]["correct"].mean(0).tolist(),
-                     "prob_full": float(np.mean(r["prob_full"])),
-                     "area": statistics.summarize(r["area"], **boot)}
-            for method, r in results.road.items()}
-    road_images = len(next(iter(results.road.values()))["prob_full"]) if results.road else 0
     for (arm, model), v in results.sufficiency.items():
         turned = v["positive_added"][~v["positive"]].astype(np.float64)
         follows = np.concatenate([v["positive_added"], ~v["lesion_only_positive"]])
@@ -246,20 +256,60 @@ def summarize(results: KnownTruthResults, boot: dict) -> dict:
             "negatives": int(len(v["positive"])),
             "negatives_positive_before": float(np.mean(v["positive"])),
             "lesion_without_marker": int(len(v["lesion_only_positive"]))}
+    arm_names = list(dict.fromkeys([k[0] for k in results.reliance]
+                                   + [k[1] for k in results.scores]))
+    by_arm = {arm: {"strength": results.strengths.get(arm),
+                    **scoring.arm_reliance(results, arm, boot)} for arm in arm_names}
+    table = scoring.region_table(results, boot)
+    table["average_marker_mask"] = {
+        arm: {"marker": {s: statistics.summarize(v[s], **boot) for s in scoring.SCORES}}
+        for arm, v in results.marker_baseline.items()}
+    road = {method: {"fractions": list(r["fractions"]),
+                     "morf_prob": r["morf"]["prob"].mean(0).tolist(),
+                     "lerf_prob": r["lerf"]["prob"].mean(0).tolist(),
+                     "morf_accuracy": r["morf"]["correct"].mean(0).tolist(),
+                     "lerf_accuracy": r["lerf"]["correct"].mean(0).tolist(),
+                     "prob_full": float(np.mean(r["prob_full"])),
+                     "area": statistics.summarize(r["area"], **boot)}
+            for method, r in results.road.items()}
+    road_images = len(next(iter(results.road.values()))["prob_full"]) if results.road else 0
+    residuals = [float(np.max(v["residual"])) for v in results.reliance.values()
+                 if "residual" in v and len(v["residual"])]
+    residuals += [float(np.max(r["residual"])) for r in results.road.values() if "residual" in r]
     return {"images": len(results.ids), "road_images": road_images, "reliance": reliance,
-            "shortcut": shortcut, "road": road}
+            "arms": by_arm, "scores": table,
+            "reveals": scoring.reveals(results, by_arm, alpha, boot),
+            "dose_response": _dose_response(by_arm, table),
+            "road": road, "infill_residual": max(residuals, default=0.0)}
+
+
+def _dose_response(by_arm: dict, table: dict) -> list:
+    """With two or more shortcut arms: per arm, by strength, the models' use of the marker and
+    each method's marker AUROC and mass ratio (how much the map points at it)."""
+    sweep = sorted((a for a, e in by_arm.items() if e["strength"] is not None),
+                   key=lambda a: by_arm[a]["strength"])
+    if len(sweep) < 2:
+        return []
+    return [{"arm": a, "strength": by_arm[a]["strength"],
+             **{k: by_arm[a].get(k) for k in ("turned_positive", "conflict_follows_marker",
+                                              "marker_flip", "lesion_flip",
+                                              "shortcut_model")},
+             "maps": {m: {"marker_auroc": t[a]["marker"]["auroc"],
+                          "marker_mass_ratio": t[a]["marker"]["mass_ratio"]}
+                      for m, t in table.items() if m != "average_marker_mask" and a in t}}
+            for a in sweep]
 
 
 def _summarize(results, study, summary) -> Entry:
-    return Entry() if results is None else Entry(top={"known_truth": summarize(results,
-                                                                              study.boot)})
+    return Entry() if results is None else Entry(top={"known_truth": summarize(
+        results, study.boot, study.config.verdicts.alpha)})
 
 
 def _tables(results) -> dict:
     if results is None:
         return {}
-    return {"reliance.csv": results.reliance_rows(),
-            "lesion_marker_auprc.csv": results.auprc_rows(), "road.csv": results.road_rows(),
+    return {"reliance.csv": results.reliance_rows(), "region_scores.csv": results.score_rows(),
+            "road.csv": results.road_rows(),
             **({"sufficiency.csv": results.sufficiency_rows()} if results.sufficiency else {})}
 
 
@@ -286,6 +336,29 @@ def _check(config) -> None:
     if not kt.road_fractions or not all(0 < f < 1 for f in kt.road_fractions):
         raise ValueError("config.known_truth.road_fractions must lie in (0, 1), got "
                          f"{tuple(kt.road_fractions)}")
+    if kt.road_ranking not in RANKINGS:
+        raise ValueError(f"config.known_truth.road_ranking must be one of {', '.join(RANKINGS)}, "
+                         f"got {kt.road_ranking!r}")
+    if not kt.road_noise >= 0:
+        raise ValueError(f"config.known_truth.road_noise is an sd (>= 0), got {kt.road_noise}")
+    strengths = [float(x) for x in kt.shortcut_strengths]
+    if kt.shortcut_seeds and (not strengths or not all(0 <= x <= 1 for x in strengths)):
+        raise ValueError("config.known_truth.shortcut_strengths: one or more probabilities in "
+                         f"[0, 1], got {tuple(kt.shortcut_strengths)}")
+    if len({round(100 * x) for x in strengths}) != len(strengths):
+        raise ValueError("config.known_truth.shortcut_strengths: the same strength twice (to "
+                         f"the percent): {tuple(kt.shortcut_strengths)}")
+    unknown = set(kt.shortcut_data) - set(SHORTCUT_DATA)
+    if unknown:
+        raise ValueError(f"config.known_truth.shortcut_data: unknown option(s) "
+                         f"{', '.join(sorted(unknown))}; it may set {', '.join(SHORTCUT_DATA)}")
+    options = {k: v for k, v in config.synthetic.items() if k not in ("seed", "counts")}
+    for x in strengths:                 # the shortcut arms' data: every option checked now
+        try:
+            SyntheticConfig(size=config.size, **{**options, **dict(kt.shortcut_data),
+                                                 "marker": "shortcut", "shortcut_strength": x})
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"config.known_truth: the shortcut arm's data: {e}") from None
     if kt.occlusion_size > config.size:
         raise ValueError(f"config.known_truth.occlusion_size {kt.occlusion_size} exceeds the "
                          f"{config.size}-px images")
