@@ -69,6 +69,22 @@ def _data_build(args) -> int:
     return 0
 
 
+def _match_samples(args) -> int:
+    from saljax import data, files
+    from saljax.data import samples
+
+    rows = samples.match(args.samples, data.open_splits(args.data_path))
+    files.write_csv(args.out, [{"sample": r["sample"], "Image_ID": r["id"], "split": r["split"],
+                                "correlation": round(r["correlation"], 5),
+                                "runner_up": round(r["runner_up"], 5)} for r in rows])
+    elsewhere = [f"{r['sample']}.npy ({r['split']})" for r in rows if r["split"] != "test"]
+    print(f"matched {len(rows)} samples of {args.samples}; their ids, in order, in {args.out} "
+          "(use it as --config.eval_ids)")
+    if elsewhere:
+        print(f"note: {len(elsewhere)} samples are not test images: {', '.join(elsewhere[:5])}")
+    return 0
+
+
 def _train(args, overrides) -> int:
     from saljax.training import classifier as train
     from saljax.config import load
@@ -188,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("--test", type=int, default=200)
     db.add_argument("--marker", default="none", help="synthetic_cxr: none, random or shortcut")
     db.set_defaults(func=_data_build)
+    ms = dsub.add_parser("match-samples", help="find the ids of the study's N.npy sample files "
+                         "in a built dataset (writes an eval_ids file)")
+    ms.add_argument("--samples", required=True, help="a folder of the study's N.npy samples")
+    ms.add_argument("--data-path", required=True, help="a built dataset (saljax data build)")
+    ms.add_argument("--out", default="eval_ids.csv", help="the eval_ids CSV to write")
+    ms.set_defaults(func=_match_samples)
 
     t = sub.add_parser("train", help="train replicate classifiers from a config",
                        description="Extra --config.<field>=<value> arguments override the config.")

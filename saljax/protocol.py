@@ -67,6 +67,10 @@ def default_config() -> ml_collections.ConfigDict:
     c.eval_seed = 1                  # their draw: random.seed(1), random.shuffle (the study's);
                                      # -1: the first in stored order
     c.eval_ids = ""                  # or a file of their ids (CSV Image_ID / id column, or text)
+    c.eval_samples = ""              # or a folder of the study's own N.npy samples (its 100
+                                     # images, 320 x 320 x 3 in [-1, 1]): randomization and
+                                     # agreement on exactly those pixels; utility is skipped
+                                     # (`saljax data match-samples` finds their eval_ids)
     c.utility_images = -1            # utility images: -1 = every test positive
     c.target = 1                     # explained class (1 = abnormal); -1: the predicted class
     c.cascading_levels = -1          # -1: every named block; k > 0: k levels evenly spread

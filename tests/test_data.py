@@ -108,7 +108,7 @@ def write_rsna(root, rows=RSNA_ROWS, jpeg_ids=("p-multi", "p-neg1")):
         w = csv.writer(f)
         w.writerow(["", "Image_ID", "Split"])
         for i, (pid, _, _) in enumerate(rows):
-            w.writerow([i, pid, ["train", "train", "val", "test"][i]])
+            w.writerow([i, pid, ["train", "train", "val", "test"][i % 4]])
     return expected
 
 
@@ -131,6 +131,22 @@ def test_rsna_images_boxes_masks_labels_and_splits(tmp_path):
         np.testing.assert_allclose(ex["boxes"], want, rtol=1e-6)
         np.testing.assert_array_equal(ex["mask"].astype(bool), centre_mask(want))
     assert examples["p-multi"]["mask"].sum() > examples["p-single"]["mask"].sum() > 0
+
+
+def test_built_datasets_keep_the_csvs_order(tmp_path):
+    """Stored order is the labels CSV's (TFDS shuffling off), so the study's seeded draw over
+    "stored order" means what a user expects."""
+    rows = [(f"p-{name}", [(100.0, 100.0, 50.0, 50.0)] if i % 2 else [], i % 2)
+            for i, name in enumerate("qxcmbwazkdrtyuiopslf")]
+    manual = tmp_path / "rsna"
+    write_rsna(manual, rows=rows, jpeg_ids=())
+    splits = sd.open_splits(sd.build("rsna_pneumonia", str(tmp_path / "d"),
+                                     manual_dir=str(manual), size=SIZE))
+    csv_order = [pid for pid, _, _ in rows]
+    for split, source in splits.items():
+        stored = [source[i]["id"].decode() for i in range(len(source))]
+        assert stored == [pid for pid in csv_order if pid in stored], split
+    assert max(len(v) for v in splits.values()) >= 5
 
 
 def test_rsna_seeded_patient_split_is_stable(tmp_path):
@@ -182,7 +198,7 @@ def test_an_interrupted_build_leaves_nothing_that_reads_as_complete(tmp_path, mo
     monkeypatch.setattr(rsna, "read_dicom", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
         sd.build("rsna_pneumonia", str(tmp_path / "data"), manual_dir=str(manual), size=SIZE)
-    version_dir = tmp_path / "data" / "rsna_pneumonia" / "64px" / "1.0.0"
+    version_dir = tmp_path / "data" / "rsna_pneumonia" / "64px" / "1.1.0"
     with pytest.raises(DataError, match="no complete dataset"):
         sd.open_splits(str(version_dir))
     monkeypatch.setattr(rsna, "read_dicom", real)

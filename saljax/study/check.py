@@ -9,6 +9,7 @@ import os
 
 import saljax.models as sm
 from saljax import data as sd
+from saljax.data import samples
 from saljax import randomize
 from saljax.models import checkpoint
 from saljax.protocol import method_hparams
@@ -55,6 +56,14 @@ def _data(config) -> None:
     choice(config, "box_raster", sd.BOX_RASTERS)
     if config.eval_ids and not os.path.exists(config.eval_ids):
         raise ValueError(f"config.eval_ids: no file {config.eval_ids}")
+    if config.eval_samples:
+        if config.eval_ids:
+            raise ValueError("config.eval_samples and config.eval_ids both name the evaluation "
+                             "images: give one")
+        if config.known_truth.enabled:
+            raise ValueError("config.eval_samples: known truth needs the synthetic images' "
+                             "lesions and markers; set --config.known_truth.enabled=False")
+        samples.read(config.eval_samples, config.size)     # every file checked now
 
 
 def _models(config) -> None:

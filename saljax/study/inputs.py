@@ -16,6 +16,7 @@ import random
 import numpy as np
 
 from saljax import data as sd
+from saljax.data import samples
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,7 +206,17 @@ def study_images(splits, config) -> StudyImages:
                        markers[0][idx] if with_markers else None, has_masks)
 
 
+def sample_images(config) -> StudyImages:
+    """The study's own sample files (``config.eval_samples``) as the study's images, in the
+    order of their N: no masks (utility is skipped), ids ``sample<N>``."""
+    names, pixels = samples.read(config.eval_samples, config.size)
+    return StudyImages(tuple(f"sample{n}" for n in names), pixels,
+                       np.zeros(pixels.shape[:3], bool), None, has_masks=False)
+
+
 def prepare(config, data_path: str) -> Inputs:
-    """The inputs of a study over the dataset built at ``data_path``."""
+    """The inputs of a study over the dataset built at ``data_path``: its test positives in
+    the study's order, or the study's sample files (``eval_samples``)."""
     splits = sd.open_splits(data_path, need=("train", "val", "test"))
-    return Inputs(data_path, splits, study_images(splits, config))
+    images = sample_images(config) if config.eval_samples else study_images(splits, config)
+    return Inputs(data_path, splits, images)
