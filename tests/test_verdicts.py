@@ -44,12 +44,12 @@ def images(seed=0):
     return (out * 255).astype(np.uint8)[..., None]
 
 
-def collapsing_head(model, variables, x):
+def collapsing_head(model, variables, x, every=False):
     """Replicate 0's logits kernel for class 1: u - t, where GradCAM at mixed10 of image i is
     relu(sum_c (u_c - t) A_c) / const (a GAP head: the gradient is the weight), which is zero
     everywhere iff t >= t_i = max over positions of (A . u) / sum(A). t sits between the
-    sorted t_i so that exactly half of the images collapse. Returns (variables, collapsing
-    images)."""
+    sorted t_i so that exactly half of the images collapse (``every``: above them all, so
+    that every image does). Returns (variables, collapsing images)."""
     _, acts = sm.block_activations(model, variables, x, ["mixed10"])
     a = np.asarray(acts["mixed10"], np.float64).reshape(len(x), -1, acts["mixed10"].shape[-1])
     u = np.random.default_rng(7).normal(size=a.shape[-1])
@@ -58,7 +58,7 @@ def collapsing_head(model, variables, x):
         ratio = np.where(total > 0, a @ u / total, -np.inf)
     t_i = ratio.max(1)
     ordered = np.sort(t_i)
-    t = (ordered[N // 2 - 1] + ordered[N // 2]) / 2
+    t = ordered[-1] + 1.0 if every else (ordered[N // 2 - 1] + ordered[N // 2]) / 2
     kernel = np.asarray(variables["params"]["logits"]["kernel"]).copy()
     kernel[:, 1] = u - t
     params = {**variables["params"], "logits": {**variables["params"]["logits"],
@@ -234,3 +234,62 @@ def test_smprt_noisy_copies_and_levels_follow_quantus():
                                                            "up to logits"]
     assert [s.name for s in smprt.levels(17, "top_down", 1)] == ["trained", "cascading_01",
                                                            "cascading_17"]
+
+
+def test_a_level_where_every_map_collapsed_is_nan_with_its_count(tmp_path):
+    """Both replicates' GradCAMs collapse on every image: every level of the randomization
+    curve and the repeatability are NaN (None in summary.json) with the count of comparisons
+    left out, never a number, and the verdict is not a pass."""
+    from saljax import files
+    where = Workdir(str(tmp_path / "study"))
+    pixels = images(1)
+    x = jnp.asarray(pixels, jnp.float32).repeat(3, -1) / 127.5 - 1.0
+    model = sm.create("inception_v3", num_classes=2, width=0.0625)
+    classifiers = []
+    for seed in (0, 1):
+        v = sm.calibrate_batch_stats(model, sm.init(model, jax.random.key(seed)), x)
+        v, blank = collapsing_head(model, v, x, every=True)
+        assert len(blank) == N
+        path = str(tmp_path / f"inception_v3_seed{seed}")
+        checkpoint.save(path, v, name="inception_v3", width=0.0625)
+        classifiers.append(TrainedClassifier(f"inception_v3_seed{seed}", "inception_v3", path))
+    c = load("tiny")
+    c.size = SIZE
+    c.models = [{"name": "inception_v3", "width": 0.0625, "seeds": (0, 1)}]
+    c.methods, c.null_maps = ["gradcam"], []
+    c.arch_hparams = {"inception_v3": {"gradcam": dict(block="mixed10")}}
+    c.eval_images, c.utility_images, c.chunk = N, N, N
+    c.cascading_levels, c.independent_blocks, c.random_pairs, c.bootstrap = 2, 0, 20, 100
+    data = types.SimpleNamespace(images=StudyImages(tuple(f"i{k}" for k in range(N)), pixels,
+                                                    np.zeros((N, SIZE, SIZE), bool),
+                                                    has_masks=False))
+    plan = maps.schedule(c, classifiers, N, where)
+    making = maps.FamilyMaps(plan, "inception_v3", c, data.images.chunks(N), None,
+                             progress=False)
+    making.trained()
+    making.randomized()
+    localizer = types.SimpleNamespace(maps=lambda paths, pixels: [], name="unet",
+                                      kind="segmenter", label="U-Net")
+    study = Study(c, where, classifiers, plan.settings, data, localizer, [], ["gradcam"],
+                  progress=False)
+    wanted = ("randomization", "agreement")
+    results = {crit.name: crit.evaluate(study) for crit in CRITERIA if crit.name in wanted}
+    per_method = {"gradcam": {}}
+    for crit in CRITERIA:
+        if crit.name in results:
+            for m, e in crit.summarize(results[crit.name], study, per_method).methods.items():
+                per_method[m].update(e)
+    r = per_method["gradcam"]["randomization"]
+    assert len(r["cascading_ssim_mean"]) == 3                     # trained and two levels
+    assert all(np.isnan(v) for v in r["cascading_ssim_mean"])
+    assert r["left_out_by_level"] == [2 * N] * 3                  # both models, every image
+    assert r["verdict_block"]["saljax"] != "pass" and r["verdict"] != "pass"
+    rep = per_method["gradcam"]["repeatability"]
+    assert rep["left_out"] == N and rep["ssim"]["n"] == 0
+    summary_path = str(tmp_path / "s.json")                       # and stays NaN on disk
+    files.write_json(summary_path, {"r": r["cascading_ssim_mean"]})
+    assert all(np.isnan(v) for v in files.read_json(summary_path)["r"])
+    rows = next(c for c in CRITERIA if c.name == "randomization").tables(
+        results["randomization"])["randomization.csv"]
+    gradcam = [row for row in rows if row["method"] == "gradcam"]
+    assert gradcam and all(np.isnan(row["ssim"]) and row["left_out"] for row in gradcam)
