@@ -289,6 +289,10 @@ def test_a_level_where_every_map_collapsed_is_nan_with_its_count(tmp_path):
     summary_path = str(tmp_path / "s.json")                       # and stays NaN on disk
     files.write_json(summary_path, {"r": r["cascading_ssim_mean"]})
     assert all(np.isnan(v) for v in files.read_json(summary_path)["r"])
+    randomization = next(c for c in CRITERIA if c.name == "randomization")
+    text = "\n".join(randomization.section({"study": {"verdict_rule": "-"},
+                                            "gradcam": {"randomization": r}}, ["gradcam"]))
+    assert text.count(f"n/a ({2 * N} left out)") == 3              # the report says so too
     rows = next(c for c in CRITERIA if c.name == "randomization").tables(
         results["randomization"])["randomization.csv"]
     gradcam = [row for row in rows if row["method"] == "gradcam"]

@@ -312,8 +312,13 @@ def section(summary, methods) -> list[str]:
              "|---|---|---|---|" + "---|" * len(first["levels"])]
     for m in methods:
         r = summary[m]["randomization"]
+        dropped = r.get("left_out_by_level") or [0] * len(r["cascading_ssim_mean"])
         lines.append(f"| {m} | {fmt(r['pass_line'])} | {_first_below(r)} | {r['verdict']} | "
-                     + " | ".join(fmt(v) for v in r["cascading_ssim_mean"]) + " |")
+                     + " | ".join(fmt(v) + (f" ({k} left out)" if k else "")
+                                  for v, k in zip(r["cascading_ssim_mean"], dropped)) + " |")
+    if any(any(summary[m]["randomization"].get("left_out_by_level") or [0]) for m in methods):
+        lines += ["", "A level's mean leaves out the comparisons with a collapsed (constant) "
+                  "map (`collapsed_maps`): their count is beside it; n/a where all were."]
     return lines
 
 
