@@ -285,8 +285,14 @@ def test_agreement_is_one_pair_per_criterion():
     assert agreement.model_pairs(models, "first") == {
         "repeatability": [("inception_v3_seed0", "inception_v3_seed1")],
         "reproducibility": [("inception_v3_seed0", "densenet121_seed0")]}
+    # the study's script: the other architecture against the *second* replicate
+    assert agreement.model_pairs(models, "study") == {
+        "repeatability": [("inception_v3_seed0", "inception_v3_seed1")],
+        "reproducibility": [("inception_v3_seed1", "densenet121_seed0")]}
+    assert agreement.model_pairs(models[:1] + models[3:], "study")["reproducibility"] == [
+        ("inception_v3_seed0", "densenet121_seed0")]                   # one replicate: it
     assert len(agreement.model_pairs(models)["repeatability"]) == 3     # saljax: every pair
-    assert load("rsna_inception").agreement_pairs == "first"
+    assert load("rsna_inception").agreement_pairs == "study"
 
 
 def test_rsna_localization_baseline_is_retinanet():

@@ -28,24 +28,27 @@ from saljax.study.criteria.render import baseline_label, ci, fmt, plt, save
 from saljax.study.fields import choice
 
 CRITERIA = ("repeatability", "reproducibility")
-PAIRS = ("all", "first")     # config.agreement_pairs
+PAIRS = ("all", "first", "study")     # config.agreement_pairs
 
 
 def model_pairs(classifiers, which: str = "all") -> dict:
     """``{"repeatability": [(a, b)], "reproducibility": [(a, b)]}`` of model ids: same
     architecture (different seeds) and different architectures. ``which="all"``: every pair;
-    ``"first"`` (the study's): each architecture's replicates 1 and 2, and each other
-    architecture's first model with the first architecture's."""
+    ``"first"``: each architecture's replicates 1 and 2, and each other architecture's first
+    model with the first architecture's first; ``"study"`` (``repeatability_scores_rsna.py``):
+    the same repeatability pairs, and each other architecture's first model with the first
+    architecture's *second* replicate (its first when it has one)."""
     if which not in PAIRS:
-        raise ValueError(f"agreement_pairs must be 'all' or 'first', got {which!r}")
+        raise ValueError(f"agreement_pairs must be one of {', '.join(PAIRS)}, got {which!r}")
     out = {"repeatability": [], "reproducibility": []}
-    if which == "first":
+    if which in ("first", "study"):
         by_arch = {}
         for m in classifiers:
             by_arch.setdefault(m.arch, []).append(m.id)
         first, *others = by_arch.values()
+        anchor = first[1] if which == "study" and len(first) > 1 else first[0]
         out["repeatability"] = [(ids[0], ids[1]) for ids in by_arch.values() if len(ids) > 1]
-        out["reproducibility"] = [(first[0], ids[0]) for ids in others]
+        out["reproducibility"] = [(anchor, ids[0]) for ids in others]
         return out
     for a, b in itertools.combinations(classifiers, 2):
         kind = "repeatability" if a.arch == b.arch else "reproducibility"
