@@ -52,6 +52,9 @@ def default_config() -> ml_collections.ConfigDict:
     # the lesion masks, c.segmentation; the study's for SIIM) or "retinanet" (a detector
     # trained on the boxes, c.detection; the study's for RSNA). Two or more seeds each.
     c.localization_baseline = "unet"
+    # The baseline's replicate SSIM: on its maps as the saliency maps' ("maps"), or as the
+    # study read its U-Net outputs, 8-bit PNGs scored with data_range 255 ("png8")
+    c.localization_ssim = "maps"
     c.segmentation = segmenter.default_config()
     c.detection = detector.default_config()
     c.methods = list(STUDY_METHODS)
@@ -185,6 +188,7 @@ def paper(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.random_pairs_per_image = 50
     c.pass_line_models = "first"
     c.agreement_pairs = "study"           # repeatability_scores_rsna.py's pairs
+    c.localization_ssim = "png8"          # its U-Net maps read back as 8-bit PNGs
     # PAIR's visualizations divide by a map's range: a constant map was NaN and its scores
     # dropped (nanmean), as saljax's exclusion does
     c.collapsed_maps = "exclude"
@@ -199,7 +203,8 @@ PROTOCOL_FIELDS = ("cascading_through", "fully_randomized_level", "train.init_fr
                    "box_raster", "normalization", "noise", "random_pairs", "random_pairs_per_image",
                    "pass_line_models", "agreement_pairs", "collapsed_maps",
                    "permuted_label_seeds",
-                   "localization_baseline")
+                   "localization_baseline", "localization_ssim", "randomization.bn",
+                   "eval_samples")
 
 
 def protocol_of(config) -> dict:

@@ -309,3 +309,25 @@ def test_rsna_localization_baseline_is_retinanet():
     bad.localization_baseline = "yolo"
     with pytest.raises(ValueError, match="localization_baseline must be one of"):
         check._localization(bad)
+
+
+def test_baseline_ssim_reads_its_maps_as_8_bit_pngs(tmp_path):
+    """The study wrote its U-Net outputs as 8-bit PNGs and scored the uint8 images with
+    skimage (data_range 255); saljax's default scores the float maps as the saliency maps."""
+    from PIL import Image
+    from skimage.metrics import structural_similarity
+    rng = np.random.default_rng(0)
+    a = np.clip(smooth_images(3, 48, seed=1)[..., 0] * 0.5 + 0.5, 0, 1)
+    b = np.clip(a + 0.05 * rng.normal(size=a.shape), 0, 1)
+    kwargs = dict(data_range=2.0, win_size=7, gaussian_weights=False)
+    png8 = agreement.localizer_ssim(a, b, kwargs, "png8")
+    for i in range(3):
+        for name, m in (("a", a[i]), ("b", b[i])):
+            Image.fromarray(np.round(m * 255).astype(np.uint8)).save(tmp_path / f"{name}.png")
+        ra, rb = (np.asarray(Image.open(tmp_path / f"{n}.png")) for n in ("a", "b"))
+        np.testing.assert_allclose(png8[i], structural_similarity(ra, rb, win_size=7),
+                                   atol=2e-4)
+    floats = agreement.localizer_ssim(a, b, kwargs, "maps")
+    assert np.all(floats > png8)             # data_range 2 on [0, 1] maps raises SSIM
+    assert load("rsna_inception").localization_ssim == "png8"
+    assert load("synthetic").localization_ssim == "maps"

@@ -29,6 +29,7 @@ from saljax.study.fields import choice
 
 CRITERIA = ("repeatability", "reproducibility")
 PAIRS = ("all", "first", "study")     # config.agreement_pairs
+LOCALIZATION_SSIM = ("maps", "png8")  # config.localization_ssim
 
 
 def model_pairs(classifiers, which: str = "all") -> dict:
@@ -67,6 +68,20 @@ def pair_ssim(maps_a, maps_b, ssim_kwargs: dict, chunk: int = 64) -> np.ndarray:
     return np.concatenate([np.asarray(fn(jnp.asarray(maps_a[s:s + chunk]),
                                          jnp.asarray(maps_b[s:s + chunk])))
                            for s in range(0, len(maps_a), chunk)])
+
+
+def localizer_ssim(maps_a, maps_b, ssim_kwargs: dict, how: str = "maps") -> np.ndarray:
+    """SSIM per image between two localization baselines' maps [N, H, W] in [0, 1]:
+    ``"maps"``, as the saliency maps (``ssim_kwargs``); ``"png8"``, as the study read its
+    U-Net outputs: written as 8-bit PNGs (``round(255 x map)``) and compared as uint8, which
+    skimage scores with ``data_range`` 255."""
+    if how not in LOCALIZATION_SSIM:
+        raise ValueError(f"localization_ssim must be one of {', '.join(LOCALIZATION_SSIM)}, "
+                         f"got {how!r}")
+    if how == "maps":
+        return pair_ssim(maps_a, maps_b, ssim_kwargs)
+    png = lambda m: np.round(np.clip(np.asarray(m, np.float64), 0, 1) * 255).astype(np.float32)
+    return pair_ssim(png(maps_a), png(maps_b), {**ssim_kwargs, "data_range": 255.0})
 
 
 @dataclasses.dataclass
@@ -119,7 +134,8 @@ def evaluate(study) -> AgreementResults:
                     if (method, x) not in lines:
                         lines[(method, x)] = line_pairs(config, g, index[x], ssim_kwargs)
     maps = study.localizer_maps
-    baseline = {(a, b): pair_ssim(maps[a][:n_eval], maps[b][:n_eval], ssim_kwargs)
+    baseline = {(a, b): localizer_ssim(maps[a][:n_eval], maps[b][:n_eval], ssim_kwargs,
+                                       config.localization_ssim)
                 for a, b in itertools.combinations(range(len(maps)), 2)}
     return AgreementResults(tuple(study.data.images.ids[:n_eval]), pairs, baseline,
                             study.localizer, left_out, lines)
@@ -225,5 +241,7 @@ def overview(summary, method) -> dict:
 
 CRITERION = Criterion(name="agreement", evaluate=evaluate,
                       tables=lambda r: {"agreement.csv": r.rows()}, summarize=_summarize,
-                      check=lambda config: choice(config, "agreement_pairs", PAIRS),
+                      check=lambda config: (choice(config, "agreement_pairs", PAIRS),
+                                            choice(config, "localization_ssim",
+                                                   LOCALIZATION_SSIM)),
                       section=section, overview=overview, figures=figures)
