@@ -331,3 +331,24 @@ def test_baseline_ssim_reads_its_maps_as_8_bit_pngs(tmp_path):
     assert np.all(floats > png8)             # data_range 2 on [0, 1] maps raises SSIM
     assert load("rsna_inception").localization_ssim == "png8"
     assert load("synthetic").localization_ssim == "maps"
+
+
+def test_xrais_sign_is_a_named_choice(small_cnn):
+    """XRAI's map is signed. saljax ("absolute") lets the grayscale step rank regions by
+    magnitude; "signed" min-max scales the signed map (most negative region lowest) and skips
+    grayscale. The study's code does not settle it (a PROTOCOL.md row says so)."""
+    from saljax.saliency import xrai_regions as sx
+    model, v = small_cnn
+    x = smooth_images(2, 32)
+    seg = sx.segments(x)
+    raw = np.asarray(ss.make("xrai", model, steps=8)(v, x, segments=seg))
+    signed = np.asarray(ss.make("xrai", model, steps=8, sign="signed")(v, x, segments=seg))
+    lo, hi = raw.min((1, 2), keepdims=True), raw.max((1, 2), keepdims=True)
+    np.testing.assert_allclose(signed, (raw - lo) / (hi - lo), atol=1e-6)
+    spec = {s.label: s for s in ss.make_many({"xrai": dict(steps=8, sign="signed")},
+                                             model).specs}["xrai"]
+    assert spec.method.visualized(spec.hparams)
+    np.testing.assert_allclose(normalize(jnp.asarray(raw), False, "grayscale"),
+                               ss.grayscale(jnp.abs(jnp.asarray(raw))), atol=1e-6)
+    with pytest.raises(ValueError, match="sign"):
+        ss.make("xrai", model, sign="abs")
