@@ -44,6 +44,10 @@ def default_config() -> ml_collections.ConfigDict:
     c.synthetic = ml_collections.ConfigDict(dict(
         seed=0, counts=(("train", 1000), ("val", 200), ("test", 200)), marker="random"))
     c.train = classifier.default_config()   # model, width, seeds and data_path are set per model
+    # {architecture: input scaling}: how each architecture is fed ("symmetric", [-1, 1], or
+    # "imagenet", ImageNet's mean and std), in training and in every map (a models entry's own
+    # train.scaling wins); the study fed DenseNet121 ImageNet-normalized inputs
+    c.arch_scaling = ml_collections.ConfigDict()
     # each: name, width, seeds; optional "paths" (trained model dirs to load instead of
     # training) and "train" (overrides of c.train for this architecture, e.g. {"epochs": 3})
     c.models = [{"name": "inception_v3", "width": 1.0, "seeds": (0, 1, 2)},
@@ -189,6 +193,7 @@ def paper(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.pass_line_models = "first"
     c.agreement_pairs = "study"           # repeatability_scores_rsna.py's pairs
     c.localization_ssim = "png8"          # its U-Net maps read back as 8-bit PNGs
+    c.arch_scaling = {"densenet121": "imagenet"}   # create_maps_rsna.py's DenseNet branch
     # PAIR's visualizations divide by a map's range: a constant map was NaN and its scores
     # dropped (nanmean), as saljax's exclusion does
     c.collapsed_maps = "exclude"
@@ -204,7 +209,7 @@ PROTOCOL_FIELDS = ("cascading_through", "fully_randomized_level", "train.init_fr
                    "pass_line_models", "agreement_pairs", "collapsed_maps",
                    "permuted_label_seeds",
                    "localization_baseline", "localization_ssim", "randomization.bn",
-                   "eval_samples")
+                   "eval_samples", "arch_scaling")
 
 
 def protocol_of(config) -> dict:
@@ -214,7 +219,8 @@ def protocol_of(config) -> dict:
         node = config
         for part in field.split("."):
             node = node[part]
-        out[field] = list(node) if isinstance(node, tuple) else node
+        out[field] = (list(node) if isinstance(node, tuple) else
+                      node.to_dict() if hasattr(node, "to_dict") else node)
     return out
 
 

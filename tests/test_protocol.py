@@ -352,3 +352,30 @@ def test_xrais_sign_is_a_named_choice(small_cnn):
                                ss.grayscale(jnp.abs(jnp.asarray(raw))), atol=1e-6)
     with pytest.raises(ValueError, match="sign"):
         ss.make("xrai", model, sign="abs")
+
+
+def test_densenet_is_fed_imagenet_normalized_inputs_in_training_and_maps(tmp_path):
+    """The study fed DenseNet121 ImageNet mean/std-normalized inputs: the paper configs train
+    it so, record it in the checkpoint, and every map of it is made from such inputs."""
+    from saljax.models import checkpoint
+    from saljax.study.lineup import _train_config
+    paper_cfg = load("tiny_paper")
+    tc = {spec["name"]: _train_config(paper_cfg, spec, "") for spec in paper_cfg.models}
+    assert tc["densenet121"].scaling == "imagenet" and tc["inception_v3"].scaling == "symmetric"
+    assert load("tiny").arch_scaling.to_dict() == {}            # saljax: [-1, 1] for all
+    model = sm.create("densenet121", num_classes=2, width=0.0625)
+    pixels = (np.asarray(smooth_images(2, 64))[..., :1] * 127.5 + 127.5).astype(np.uint8)
+    v = sm.init(model, jax.random.key(0))
+    path = str(tmp_path / "densenet121_seed0")
+    checkpoint.save(path, v, name="densenet121", width=0.0625, metadata={"scaling": "imagenet"})
+    c = load("tiny")
+    mm = maps.maker(c, 0, TrainedClassifier("densenet121_seed0", "densenet121", path),
+                    {"gradient": {}})
+    out = mm.unit(maps.Setting("trained", "trained", 0, 2), ("gradient",), 0, pixels, None)
+    want = ss.make("gradient", model)(v, sd.to_model_input(pixels, "imagenet"),
+                                      jnp.ones(2, jnp.int32))
+    np.testing.assert_allclose(out["gradient"]["signed"], np.sum(np.asarray(want), -1),
+                               rtol=1e-4, atol=1e-6)
+    symmetric = ss.make("gradient", model)(v, sd.to_model_input(pixels), jnp.ones(2, jnp.int32))
+    assert not np.allclose(np.sum(np.asarray(symmetric), -1), out["gradient"]["signed"],
+                           rtol=1e-2)

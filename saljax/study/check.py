@@ -99,6 +99,10 @@ def _training(config) -> None:
     choice(config, "train.replicates", replicates.MODES)
     choice(config, "train.dtype", classifier.DTYPES)
     choice(config, "train.scaling", sd.SCALINGS)
+    for arch, scaling in dict(config.arch_scaling).items():
+        if scaling not in sd.SCALINGS:
+            raise ValueError(f"config.arch_scaling.{arch} must be one of "
+                             f"{', '.join(sd.SCALINGS)}, got {scaling!r}")
     for field in ("train.batch_size", "train.epochs", "train.checkpoint_every",
                   "train.eval_batch_size"):
         count(config, field)

@@ -89,6 +89,7 @@ class Lineup:
 def _train_config(config, spec, data_path: str) -> ml_collections.ConfigDict:
     """``config.train`` with the entry's per-architecture overrides (e.g. ``{"epochs": 3}``)."""
     tc = ml_collections.ConfigDict(config.train.to_dict())
+    tc.scaling = dict(config.get("arch_scaling", {})).get(spec["name"], tc.scaling)
     overrides = dict(spec.get("train", {}))
     unknown = set(overrides) - set(tc)
     if unknown:

@@ -81,7 +81,8 @@ class MapMaker:
 
     def __init__(self, model, variables, methods: dict, *, key, max_batch: int,
                  randomization: dict, target: int, mesh=None, max_batch_per_method=None,
-                 normalization: str = "grayscale", noise: str = "shared"):
+                 normalization: str = "grayscale", noise: str = "shared",
+                 scaling: str = "symmetric"):
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got "
                              f"{normalization!r}")
@@ -90,6 +91,7 @@ class MapMaker:
                              f"{noise!r}")
         self.model, self.variables = model, variables
         self.normalization, self.noise = normalization, noise
+        self.scaling = scaling                       # how this model was fed in training
         self.methods = methods                       # label -> hparams (with "method")
         self.rand_key, self.noise_key = jax.random.split(key)
         self.randomization = dict(randomization)
@@ -158,12 +160,17 @@ class MapMaker:
         key = jax.random.fold_in(self.noise_key, chunk)
         if self.noise == "fresh":   # new noise for every setting, as the study drew it
             key = jax.random.fold_in(key, zlib.crc32(setting.name.encode()))
-        return self.maps(self.variables_for(setting), group, to_model_input(images_u8), key,
+        return self.maps(self.variables_for(setting), group, self.inputs(images_u8), key,
                          segments)
+
+    def inputs(self, images_u8):
+        """Stored images (uint8 [n, H, W, 1]) as this model's inputs, scaled as it was trained
+        (``train.scaling``, recorded in its checkpoint): float32 [n, H, W, 3]."""
+        return to_model_input(images_u8, self.scaling)
 
     def maps(self, variables, group: tuple, x, key, segments) -> dict:
         """``{label: {"gray", "signed"}}`` of ``group``'s methods for model inputs ``x``
-        [n, H, W, 3] (float, [-1, 1]) with ``variables`` (this model's, or a variant's) and the
+        [n, H, W, 3] (float, as :meth:`inputs` makes them) with ``variables`` (this model's, or a variant's) and the
         stochastic methods' ``key``."""
         n = x.shape[0]
         targets = None if self.target < 0 else jnp.full((n,), self.target, jnp.int32)

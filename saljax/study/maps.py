@@ -183,12 +183,18 @@ def maker(config, index: int, classifier, methods: dict, *, mesh=None) -> MapMak
     """The :class:`MapMaker` of the ``index``-th classifier of the lineup (``study.models``):
     its checkpoint, its randomization and noise keys, the config's map settings."""
     c = config
-    model, variables, _ = model_checkpoint.load(classifier.path)
+    model, variables, spec = model_checkpoint.load(classifier.path)
     return MapMaker(model, variables, methods, key=jax.random.fold_in(jax.random.key(c.seed),
                                                                        index),
                     max_batch=c.max_batch, randomization=c.randomization, target=c.target,
                     mesh=mesh, max_batch_per_method=dict(c.max_batch_per_method),
-                    normalization=c.normalization, noise=c.noise)
+                    normalization=c.normalization, noise=c.noise, scaling=scaling_of(spec))
+
+
+def scaling_of(spec: dict) -> str:
+    """How a saved classifier's inputs were scaled in training (its checkpoint's metadata;
+    ``"symmetric"``, [-1, 1], for models saved without it)."""
+    return spec.get("metadata", {}).get("scaling", "symmetric")
 
 
 class FamilyMaps:

@@ -247,7 +247,8 @@ def export_best(config, state: State, export_dir: str) -> dict:
     """Save each replicate's best variables as a model directory; returns their summary."""
     metas = [{"seed": int(seed), "val_auc": float(state.best_auc[r]),
               "epoch": int(state.best_epoch[r]),
-              "label_randomization": bool(config.label_randomization)}
+              "label_randomization": bool(config.label_randomization),
+              "scaling": config.scaling}
              for r, seed in enumerate(config.seeds)]
     paths = export(export_dir, config.model, config.seeds, state.best_params,
                    state.best_batch_stats, metas, width=config.width,

@@ -22,7 +22,6 @@ import jax.numpy as jnp
 import numpy as np
 
 import saljax.saliency as ss
-from saljax.data import to_model_input
 from saljax.models.twin import shifted_input_twin
 from saljax.protocol import method_hparams
 from saljax.saliency import xrai_regions as xr
@@ -69,7 +68,7 @@ def evaluate(study) -> InvarianceResults:
     ids = tuple(study.data.images.ids[:n])
     methods = method_hparams(config, m.arch)
     mm = maker(config, study.models.index(m), m, methods)
-    x = to_model_input(study.data.images.chunks(config.chunk)[:config.chunk])
+    x = mm.inputs(study.data.images.chunks(config.chunk)[:config.chunk])
     try:
         twin = shifted_input_twin(mm.model, mm.variables, ic.shift, probe=x[:4])
     except ValueError as e:

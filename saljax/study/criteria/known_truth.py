@@ -44,6 +44,7 @@ from saljax.study.criteria.known_truth_report import figures, section
 from saljax.study.fields import count
 from saljax.study.inputs import shortcut_arms
 from saljax.study.lineup import is_shortcut
+from saljax.study.maps import scaling_of
 
 REGIONS = ("lesion", "marker")
 KEY_SEED_OFFSET = 2          # infill and ROAD noise: key(config.seed + this)
@@ -164,18 +165,19 @@ def _evaluate(config, store, models: dict, methods, images, average_markers: dic
     n = min(kt.images, len(images))
     images = dataclasses.replace(images, ids=images.ids[:n], pixels=images.pixels[:n],
                                  masks=images.masks[:n], markers=images.markers[:n])
-    x = to_model_input(images.pixels)
     targets = None if config.target < 0 else np.full(n, config.target, np.int32)
     key = jax.random.key(config.seed + KEY_SEED_OFFSET)
     reliance, scores, road, sufficiency = {}, {}, {}, {}
     has_marker = images.markers.reshape(n, -1).any(-1)
     for arm, arm_models in models.items():
         for m in tqdm(arm_models, desc=f"known truth ({arm})", disable=not progress):
-            model, variables, _ = model_checkpoint.load(m.path)
+            model, variables, spec = model_checkpoint.load(m.path)
+            scaling = scaling_of(spec)
+            x = to_model_input(images.pixels, scaling)
             reliance.update(_reliance(kt, arm, m, model, variables, x, images, targets, key))
             if negatives is not None and len(negatives) and has_marker.any():
                 sufficiency[(arm, m.id)] = _sufficiency(model, variables, x, images.markers,
-                                                        has_marker, negatives)
+                                                        has_marker, negatives, scaling)
             for method in methods:
                 gray = store.gray(m.id, "trained", method, n)
                 scores[(method, arm, m.id)] = {
@@ -192,12 +194,14 @@ def _evaluate(config, store, models: dict, methods, images, average_markers: dic
                              sufficiency, strengths)
 
 
-def _sufficiency(model, variables, x, markers, has_marker, negatives) -> dict:
+def _sufficiency(model, variables, x, markers, has_marker, negatives,
+                 scaling: str = "symmetric") -> dict:
     """Negative k gets the marker of the k-th (cyclically) study image that carries one, at
     its place; the study images without a marker are the lesion-without-marker half of the
     conflict set."""
     donors = np.flatnonzero(has_marker)[np.arange(len(negatives)) % int(has_marker.sum())]
-    s = faithfulness.sufficiency(model, variables, to_model_input(negatives), markers[donors],
+    s = faithfulness.sufficiency(model, variables, to_model_input(negatives, scaling),
+                                 markers[donors],
                                  x[donors])
     lone = x[~has_marker]
     v = {k: variables[k] for k in ("params", "batch_stats") if k in variables}

@@ -148,13 +148,15 @@ def evaluate(study) -> SmprtResults:
     if any(ss.METHODS[hp.get("method", label)].needs_segments for label, hp in methods.items()):
         whole = xr.segments(np.asarray(x))      # the study's first chunk, its padded sizes
         segments = type(whole)(*[a[:n] for a in whole])
-    copies = noisy_copies(x[:n], jax.random.key(config.seed + NOISE_SEED_OFFSET), sc.samples,
-                          sc.noise)
     exclude = config.collapsed_maps == "exclude"
     sims, left, pairs = {}, {}, {}
     every_pair = np.array(list(itertools.combinations(range(n), 2)), int).reshape(-1, 2)
     for m in primary:
         mm = maker(config, study.models.index(m), m, methods)
+        # the model's own input scaling; the same noise for every model and level
+        copies = noisy_copies(mm.inputs(study.data.images.chunks(chunk)[:n]),
+                              jax.random.key(config.seed + NOISE_SEED_OFFSET), sc.samples,
+                              sc.noise)
         per_level = []
         for st in sets:
             per_level.append(denoised(mm, mm.variables_for(st), groups, copies, sc.samples,
