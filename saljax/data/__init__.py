@@ -10,11 +10,12 @@ from saljax.data.common import BOX_RASTERS
 from saljax.data.errors import DataError
 from saljax.data.loader import (evaluation_batches, image_size, labels, open_splits,
                                 training_batches)
-from saljax.data.preprocess import SCALINGS, to_model_input
+from saljax.data.preprocess import SCALINGS, from_symmetric, to_model_input
 from saljax.data.rsna import CLASS_SETS
 from saljax.data.synthetic_images import SyntheticConfig
 
 CLASSES = tuple(CLASS_SETS)      # config.classes / --classes: which RSNA patients
 
 __all__ = ["build", "BUILDERS", "BOX_RASTERS", "CLASSES", "SCALINGS", "DataError", "open_splits",
-           "training_batches", "evaluation_batches", "image_size", "labels", "to_model_input", "SyntheticConfig"]
+           "training_batches", "evaluation_batches", "image_size", "labels", "to_model_input",
+           "from_symmetric", "SyntheticConfig"]

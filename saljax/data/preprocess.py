@@ -23,9 +23,13 @@ def to_model_input(images, scaling: str = "symmetric"):
     x = jnp.asarray(images).astype(jnp.float32)
     if x.shape[-1] != 1:
         raise ValueError(f"expected grayscale images [..., H, W, 1], got shape {x.shape}")
-    x = jnp.repeat(x, 3, axis=-1)
+    return from_symmetric(jnp.repeat(x, 3, axis=-1) / 127.5 - 1.0, scaling)
+
+
+def from_symmetric(x, scaling: str):
+    """Inputs scaled to [-1, 1], float32 [..., H, W, 3], in ``scaling`` (the same pixels)."""
     if scaling == "symmetric":
-        return x / 127.5 - 1.0
+        return x
     if scaling == "imagenet":
-        return (x / 255.0 - jnp.asarray(IMAGENET_MEAN)) / jnp.asarray(IMAGENET_STD)
+        return ((x + 1.0) / 2.0 - jnp.asarray(IMAGENET_MEAN)) / jnp.asarray(IMAGENET_STD)
     raise ValueError(f"scaling must be 'symmetric' or 'imagenet', got {scaling!r}")

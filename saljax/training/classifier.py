@@ -131,6 +131,13 @@ def augment(images, key):
     return jnp.clip(shifted * contrast + brightness, -1.0, 1.0)
 
 
+def train_inputs(images, key, scaling: str, augment_: bool):
+    """A training batch's model inputs: uint8 [B, H, W, 1] augmented in [-1, 1] (its black
+    padding and clipping), then in the model's ``scaling``; float32 [B, H, W, 3]."""
+    x = sd.to_model_input(images)
+    return sd.from_symmetric(augment(x, key) if augment_ else x, scaling)
+
+
 def make_train_step(config, model):
     """The step of every replicate: ``(state, {"image", "label"}, keys, class_weights) ->
     (state, loss)`` (see :func:`saljax.training.loop.every_replicate`). Families with the same
@@ -147,9 +154,7 @@ def _train_step(model, optimizer_name: str, learning_rate: float, scaling: str, 
 
     def one(state: State, batch, key, class_weights):
         labels = batch["label"]
-        x = sd.to_model_input(batch["image"], scaling)
-        if augment_:
-            x = augment(x, key)
+        x = train_inputs(batch["image"], key, scaling, augment_)
 
         def loss_fn(params):
             logits, updates = model.apply({"params": params, "batch_stats": state.batch_stats}, x,
