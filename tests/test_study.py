@@ -268,8 +268,8 @@ def test_the_paper_protocol_produces_every_output(tiny_study, tmp_path):
     with open(os.path.join(workdir, "agreement.csv")) as f:
         pairs = {(row["criterion"], row["model_a"], row["model_b"]) for row in csv.DictReader(f)
                  if row["criterion"] != "baseline"}
-    assert pairs == {("repeatability", "inception_v3_seed0", "inception_v3_seed1"),
-                     ("reproducibility", "inception_v3_seed0", "densenet121_seed0")}
+    assert pairs == {("repeatability", "inception_v3_seed0", "inception_v3_seed1"),  # the
+                     ("reproducibility", "inception_v3_seed1", "densenet121_seed0")}  # study's
     out = str(tmp_path / "compare")
     assert cli.main(["report", "--compare", reference, workdir, "--out", out]) == 0
     text = open(os.path.join(out, "compare.md")).read()
