@@ -66,21 +66,29 @@ def collapsing_head(model, variables, x, every=False):
     return {**variables, "params": params}, np.flatnonzero(t_i <= t)
 
 
+def replicates(root, x, collapse=(0,), every=False):
+    """Two InceptionV3 replicates saved under ``root``, BatchNorm calibrated on ``x``; those in
+    ``collapse`` get :func:`collapsing_head`. Returns (classifiers, the collapsing images of
+    the last one collapsed)."""
+    model = sm.create("inception_v3", num_classes=2, width=0.0625)
+    classifiers, blank = [], None
+    for seed in (0, 1):
+        v = sm.calibrate_batch_stats(model, sm.init(model, jax.random.key(seed)), x)
+        if seed in collapse:
+            v, blank = collapsing_head(model, v, x, every)
+        path = str(root / f"inception_v3_seed{seed}")
+        checkpoint.save(path, v, name="inception_v3", width=0.0625)
+        classifiers.append(TrainedClassifier(f"inception_v3_seed{seed}", "inception_v3", path))
+    return classifiers, blank
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("verdicts")
     where = Workdir(str(root / "study"))
     pixels = images()
     x = jnp.asarray(pixels, jnp.float32).repeat(3, -1) / 127.5 - 1.0
-    model = sm.create("inception_v3", num_classes=2, width=0.0625)
-    classifiers, blank = [], None
-    for seed in (0, 1):
-        v = sm.calibrate_batch_stats(model, sm.init(model, jax.random.key(seed)), x)
-        if seed == 0:
-            v, blank = collapsing_head(model, v, x)
-        path = str(root / f"inception_v3_seed{seed}")
-        checkpoint.save(path, v, name="inception_v3", width=0.0625)
-        classifiers.append(TrainedClassifier(f"inception_v3_seed{seed}", "inception_v3", path))
+    classifiers, blank = replicates(root, x, collapse=(0,))
     c = load("tiny")
     c.size = SIZE
     c.models = [{"name": "inception_v3", "width": 0.0625, "seeds": (0, 1)}]
@@ -93,6 +101,12 @@ def built(tmp_path_factory):
     c.random_pairs, c.bootstrap = 60, 400
     c.smprt.update(dict(samples=2, levels=2, images=N))
     c.input_invariance.update(dict(images=N))
+    return mapped(c, where, classifiers, pixels, METHODS + NULLS), blank
+
+
+def mapped(c, where, classifiers, pixels, methods) -> Study:
+    """Every map unit of ``classifiers`` on ``pixels`` (no masks) through the study's own
+    programs, and the criteria's view of them."""
     data = types.SimpleNamespace(images=StudyImages(tuple(f"i{k}" for k in range(N)), pixels,
                                                     np.zeros((N, SIZE, SIZE), bool),
                                                     has_masks=False))
@@ -103,9 +117,8 @@ def built(tmp_path_factory):
     making.randomized()
     localizer = types.SimpleNamespace(maps=lambda paths, pixels: [], name="unet",
                                       kind="segmenter", label="U-Net")
-    study = Study(c, where, classifiers, plan.settings, data, localizer, [],
-                  METHODS + NULLS, progress=False)
-    return study, blank
+    return Study(c, where, classifiers, plan.settings, data, localizer, [], methods,
+                 progress=False)
 
 
 def judged(study):
@@ -244,15 +257,8 @@ def test_a_level_where_every_map_collapsed_is_nan_with_its_count(tmp_path):
     where = Workdir(str(tmp_path / "study"))
     pixels = images(1)
     x = jnp.asarray(pixels, jnp.float32).repeat(3, -1) / 127.5 - 1.0
-    model = sm.create("inception_v3", num_classes=2, width=0.0625)
-    classifiers = []
-    for seed in (0, 1):
-        v = sm.calibrate_batch_stats(model, sm.init(model, jax.random.key(seed)), x)
-        v, blank = collapsing_head(model, v, x, every=True)
-        assert len(blank) == N
-        path = str(tmp_path / f"inception_v3_seed{seed}")
-        checkpoint.save(path, v, name="inception_v3", width=0.0625)
-        classifiers.append(TrainedClassifier(f"inception_v3_seed{seed}", "inception_v3", path))
+    classifiers, blank = replicates(tmp_path, x, collapse=(0, 1), every=True)
+    assert len(blank) == N
     c = load("tiny")
     c.size = SIZE
     c.models = [{"name": "inception_v3", "width": 0.0625, "seeds": (0, 1)}]
@@ -260,18 +266,7 @@ def test_a_level_where_every_map_collapsed_is_nan_with_its_count(tmp_path):
     c.arch_hparams = {"inception_v3": {"gradcam": dict(block="mixed10")}}
     c.eval_images, c.utility_images, c.chunk = N, N, N
     c.cascading_levels, c.independent_blocks, c.random_pairs, c.bootstrap = 2, 0, 20, 100
-    data = types.SimpleNamespace(images=StudyImages(tuple(f"i{k}" for k in range(N)), pixels,
-                                                    np.zeros((N, SIZE, SIZE), bool),
-                                                    has_masks=False))
-    plan = maps.schedule(c, classifiers, N, where)
-    making = maps.FamilyMaps(plan, "inception_v3", c, data.images.chunks(N), None,
-                             progress=False)
-    making.trained()
-    making.randomized()
-    localizer = types.SimpleNamespace(maps=lambda paths, pixels: [], name="unet",
-                                      kind="segmenter", label="U-Net")
-    study = Study(c, where, classifiers, plan.settings, data, localizer, [], ["gradcam"],
-                  progress=False)
+    study = mapped(c, where, classifiers, pixels, ["gradcam"])
     wanted = ("randomization", "agreement")
     results = {crit.name: crit.evaluate(study) for crit in CRITERIA if crit.name in wanted}
     per_method = {"gradcam": {}}
