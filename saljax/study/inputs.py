@@ -138,9 +138,23 @@ def order(ids, config) -> list:
 
 def _synthetic(config, data_dir: str, **changes) -> str:
     s = config.synthetic
-    options = {k: v for k, v in s.items() if k not in ("seed", "counts")}
     return sd.build("synthetic_cxr", data_dir, size=config.size, seed=s.seed,
-                    counts=tuple(tuple(c) for c in s.counts), **{**options, **changes})
+                    counts=tuple(tuple(c) for c in s.counts), **synthetic_options(config,
+                                                                                   **changes))
+
+
+def synthetic_options(config, **changes) -> dict:
+    """The synthetic generator's options of the study's data (``config.synthetic`` without
+    its seed and split counts), with ``changes``."""
+    options = {k: v for k, v in config.synthetic.items() if k not in ("seed", "counts")}
+    return {**options, **changes}
+
+
+def shortcut_options(config, strength: float) -> dict:
+    """The generator's options of a shortcut arm's data: the study's, with
+    ``known_truth.shortcut_data`` and the marker tied to the label at ``strength``."""
+    return synthetic_options(config, **{**dict(config.known_truth.shortcut_data),
+                                        "marker": "shortcut", "shortcut_strength": strength})
 
 
 def shortcut_arms(config) -> dict:
@@ -165,9 +179,7 @@ def build_shortcut_data(config, workdir) -> dict:
     if arms and config.dataset != "synthetic_cxr":
         raise ValueError("known_truth needs the synthetic data (dataset synthetic_cxr): only there "
                          "are the lesion and the marker known to the pixel")
-    extra = dict(config.known_truth.shortcut_data)
-    return {arm: _synthetic(config, workdir.data, **{**extra, "marker": "shortcut",
-                                                     "shortcut_strength": s})
+    return {arm: _synthetic(config, workdir.data, **shortcut_options(config, s))
             for arm, s in arms.items()}
 
 

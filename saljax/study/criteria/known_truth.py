@@ -42,7 +42,7 @@ from saljax.study.criteria import known_truth_scores as scoring
 from saljax.study.criteria.criterion import Criterion, Entry
 from saljax.study.criteria.known_truth_report import figures, section
 from saljax.study.fields import count
-from saljax.study.inputs import shortcut_arms
+from saljax.study.inputs import shortcut_arms, shortcut_options
 from saljax.study.lineup import is_shortcut
 from saljax.study.maps import scaling_of
 
@@ -201,8 +201,7 @@ def _sufficiency(model, variables, x, markers, has_marker, negatives,
     conflict set."""
     donors = np.flatnonzero(has_marker)[np.arange(len(negatives)) % int(has_marker.sum())]
     s = faithfulness.sufficiency(model, variables, to_model_input(negatives, scaling),
-                                 markers[donors],
-                                 x[donors])
+                                 markers[donors], x[donors])
     lone = x[~has_marker]
     v = {k: variables[k] for k in ("params", "batch_stats") if k in variables}
     alone = (np.asarray(logits(model, v, lone)).argmax(-1) == 1 if len(lone)
@@ -253,7 +252,7 @@ def summarize(results: KnownTruthResults, boot: dict, alpha: float = 0.05) -> di
         entry[how] = {k: statistics.summarize(d, **boot) for k, d in _drops(v).items()}
     for (arm, model), v in results.sufficiency.items():
         turned = v["positive_added"][~v["positive"]].astype(np.float64)
-        follows = np.concatenate([v["positive_added"], ~v["lesion_only_positive"]])
+        follows = scoring.follows_marker(v)
         reliance.setdefault(model, {"arm": arm})["marker_sufficiency"] = {
             "turned_positive": statistics.summarize(turned, **boot),
             "conflict_follows_marker": statistics.summarize(follows.astype(np.float64), **boot),
@@ -356,11 +355,9 @@ def _check(config) -> None:
     if unknown:
         raise ValueError(f"config.known_truth.shortcut_data: unknown option(s) "
                          f"{', '.join(sorted(unknown))}; it may set {', '.join(SHORTCUT_DATA)}")
-    options = {k: v for k, v in config.synthetic.items() if k not in ("seed", "counts")}
     for x in strengths:                 # the shortcut arms' data: every option checked now
         try:
-            SyntheticConfig(size=config.size, **{**options, **dict(kt.shortcut_data),
-                                                 "marker": "shortcut", "shortcut_strength": x})
+            SyntheticConfig(size=config.size, **shortcut_options(config, x))
         except (TypeError, ValueError) as e:
             raise ValueError(f"config.known_truth: the shortcut arm's data: {e}") from None
     if kt.occlusion_size > config.size:

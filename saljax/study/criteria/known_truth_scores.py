@@ -56,6 +56,13 @@ def uses(arm: dict) -> str:
     return "lesion" if np.isfinite(flips) and flips >= LESION_FLIPS else "unclear"
 
 
+def follows_marker(sufficiency: dict) -> np.ndarray:
+    """One model's conflict set, bool [negatives + lesion-only positives]: whether each
+    prediction follows the marker (a marker-added negative called positive, a lesion-only
+    positive called negative)."""
+    return np.concatenate([sufficiency["positive_added"], ~sufficiency["lesion_only_positive"]])
+
+
 def arm_reliance(results, arm: str, boot: dict) -> dict:
     """An arm's reliance over its models (bootstrap over models and images): the flip share
     when the lesion or the marker is removed (noisy linear infill), the share of marker-added
@@ -78,8 +85,7 @@ def arm_reliance(results, arm: str, boot: dict) -> dict:
         # of the negatives each model predicted negative before (NaN: positive already)
         out["turned_positive"] = stacked([np.where(v["positive"], np.nan, v["positive_added"])
                                           for v in suff])
-        out["conflict_follows_marker"] = stacked([np.concatenate(
-            [v["positive_added"], ~v["lesion_only_positive"]]) for v in suff])
+        out["conflict_follows_marker"] = stacked([follows_marker(v) for v in suff])
     turned = (out.get("turned_positive") or {}).get("mean", float("nan"))
     follows = (out.get("conflict_follows_marker") or {}).get("mean", float("nan"))
     out["shortcut_model"] = bool(np.isfinite(turned) and np.isfinite(follows)
